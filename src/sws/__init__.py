@@ -1,0 +1,44 @@
+"""sws: learngene initialization of vision transformers by stage-wise weight sharing (SWS).
+
+Importing sws registers its models with timm (``aux_deit_small_patch16_224_L16_33433``,
+``deit_small_patch16_224_L12``, ...). The main objects:
+
+- :class:`StageLayout` (``sws.layout``): stages of an Aux-Net and the expansion guidance.
+- :class:`AuxNet` (``sws.aux_net``): the ViT with stage-wise weight sharing.
+- :class:`Learngene` (``sws.learngene``): the learngene file; :func:`extract` makes one.
+- :func:`expand` (``sws.expansion``): a Des-Net of any depth from a learngene.
+- :func:`import_official` (``sws.official``): official SWS/TLEG checkpoints to learngenes.
+"""
+
+__version__ = "0.1.0"
+
+from sws.architecture import ViTArchitecture
+from sws.aux_net import AuxNet, create_aux_net
+from sws.des_net import create_des_net
+from sws.errors import SWSError
+from sws.expansion import expand, initialize_from_learngene, save_des_net
+from sws.layout import StageLayout
+from sws.learngene import Learngene, SWSLearngene, extract, load_learngene
+from sws.models import create_model
+from sws.official import import_official
+from sws.tleg import TLEGAuxNet, TLEGLearngene
+
+__all__ = [
+    "AuxNet",
+    "Learngene",
+    "SWSError",
+    "SWSLearngene",
+    "StageLayout",
+    "TLEGAuxNet",
+    "TLEGLearngene",
+    "ViTArchitecture",
+    "create_aux_net",
+    "create_des_net",
+    "create_model",
+    "expand",
+    "extract",
+    "import_official",
+    "initialize_from_learngene",
+    "load_learngene",
+    "save_des_net",
+]

@@ -1,0 +1,163 @@
+"""The shape that an Aux-Net, its learngene and its Des-Nets have in common.
+
+Everything but the depth: width, heads, MLP ratio, patch and image size, channels and classes.
+Both networks are ViTs without a class token whose final LayerNorm is applied to every token
+before the tokens are averaged (the official SWS head), so a learngene moves between them without
+any change of function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn as nn
+
+from sws.errors import IncompatibleModelError
+
+# Keyword arguments of timm's VisionTransformer that make it an SWS-shaped network: no class
+# token, per-token final norm, average pooling. Kept in one place so the Aux-Net and every Des-Net
+# agree.
+SWS_HEAD_KWARGS: dict[str, Any] = {"class_token": False, "global_pool": "avg", "fc_norm": False}
+
+# timm's own LayerNorm default; Des-Nets always use it so that timm alone can rebuild them.
+TIMM_NORM_EPS = 1e-6
+
+
+def square_size(size: int | tuple[int, int] | list[int]) -> int:
+    """``224`` from ``224`` or ``(224, 224)``; sws models take square images and patches."""
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2 or size[0] != size[1]:
+            raise IncompatibleModelError(f"sws supports square images and patches only, not {tuple(size)}")
+        return int(size[0])
+    return size
+
+
+@dataclass(frozen=True)
+class ViTArchitecture:
+    """Width and input/output shape of an SWS-shaped ViT (everything except its depth)."""
+
+    embed_dim: int = 384
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    img_size: int = 224
+    in_chans: int = 3
+    num_classes: int = 1000
+    qkv_bias: bool = True
+    norm_eps: float = TIMM_NORM_EPS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "img_size", square_size(self.img_size))
+        object.__setattr__(self, "patch_size", square_size(self.patch_size))
+        for name in ("embed_dim", "num_heads", "patch_size", "img_size", "in_chans"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise IncompatibleModelError(f"{name} must be a positive whole number, not {value!r}")
+        if self.num_classes < 0:
+            raise IncompatibleModelError(f"num_classes must be 0 (no head) or more, not {self.num_classes}")
+        if self.embed_dim % self.num_heads:
+            raise IncompatibleModelError(
+                f"width {self.embed_dim} does not split into {self.num_heads} attention heads; "
+                f"choose a head count that divides {self.embed_dim}"
+            )
+        if self.img_size % self.patch_size:
+            raise IncompatibleModelError(
+                f"image size {self.img_size} is not a multiple of patch size {self.patch_size}; "
+                "choose an image size that the patches tile"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.img_size // self.patch_size) ** 2
+
+    def replace(self, **changes: Any) -> ViTArchitecture:
+        return dataclasses.replace(self, **changes)
+
+    def timm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for timm's ``VisionTransformer`` (all JSON-serializable except the
+        norm layer, which is only passed when the epsilon differs from timm's default)."""
+        kwargs: dict[str, Any] = {
+            "img_size": self.img_size,
+            "patch_size": self.patch_size,
+            "in_chans": self.in_chans,
+            "num_classes": self.num_classes,
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "qkv_bias": self.qkv_bias,
+            **SWS_HEAD_KWARGS,
+        }
+        if self.norm_eps != TIMM_NORM_EPS:
+            from functools import partial
+
+            from timm.layers import LayerNorm
+
+            kwargs["norm_layer"] = partial(LayerNorm, eps=self.norm_eps)
+        return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ViTArchitecture:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise IncompatibleModelError(f"unknown architecture fields {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def of(cls, model: nn.Module) -> ViTArchitecture:
+        """Read the architecture of a timm ``VisionTransformer`` (or an Aux-Net)."""
+        try:
+            proj = model.patch_embed.proj
+            block = model.blocks[0]
+            embed_dim = proj.out_channels
+            num_classes = model.head.out_features if isinstance(model.head, nn.Linear) else 0
+            return cls(
+                embed_dim=embed_dim,
+                num_heads=block.attn.num_heads,
+                mlp_ratio=block.mlp.fc1.out_features / embed_dim,
+                patch_size=proj.kernel_size[0],
+                img_size=model.patch_embed.img_size[0],
+                in_chans=proj.in_channels,
+                num_classes=num_classes,
+                qkv_bias=block.attn.qkv.bias is not None,
+                norm_eps=block.norm1.eps,
+            )
+        except AttributeError as error:
+            raise IncompatibleModelError(
+                f"{type(model).__name__} is not a ViT that sws understands ({error}); "
+                "use an Aux-Net or a timm VisionTransformer"
+            ) from None
+
+    def check_fits(self, target: ViTArchitecture, what: str = "the requested model") -> None:
+        """Raise unless learngene tensors of this shape can be copied into ``target``.
+
+        Width, MLP width, patch size, channels and qkv bias must agree; the head count may differ
+        (the tensors have the same shape) and the image size may differ (the position embedding is
+        resampled); the classifier is copied only when the class counts agree.
+        """
+        problems = []
+        for name, fix in (
+            ("embed_dim", "use a model of the learngene's width"),
+            ("mlp_hidden_dim", "use the learngene's MLP ratio"),
+            ("patch_size", "use the learngene's patch size"),
+            ("in_chans", "use data with the learngene's number of channels"),
+            ("qkv_bias", "match the learngene's qkv bias"),
+        ):
+            mine, theirs = getattr(self, name), getattr(target, name)
+            if mine != theirs:
+                problems.append(f"{name} {theirs} != learngene's {mine} ({fix})")
+        if problems:
+            raise IncompatibleModelError(f"the learngene does not fit {what}: " + "; ".join(problems))

@@ -1,0 +1,214 @@
+"""The ``sws`` command line: thin wrappers over the library's functions.
+
+    sws import-official CHECKPOINT --out LEARNGENE [--layout 3,3,4,3,3] [--num-heads N]
+    sws extract CHECKPOINT --out LEARNGENE [--ema]
+    sws expand LEARNGENE --depth L [--layers-source 0,0,1,...] [--num-classes N] --out DIR
+    sws info FILE [--depths 6,8,12] [--json]
+    sws train ...        (the official SWS/DeiT flags; see `sws train --help`)
+    sws pipeline ...     (the whole SWS pipeline on built-in or given data)
+    sws compare ...      (SWS against other initializations, with a report)
+
+Errors print as one line naming the problem and the fix; ``--traceback`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sws.errors import SWSError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not {text!r}") from None
+
+
+def cmd_import_official(args: argparse.Namespace) -> None:
+    from sws.official import import_official
+
+    gene = import_official(
+        args.checkpoint, layout=args.layout, num_heads=args.num_heads, use_ema=args.ema, aux_depth=args.aux_depth
+    )
+    gene.save(args.out)
+    print(f"wrote {args.out}: {_summary(gene)}")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from sws.learngene import extract
+
+    gene = extract(args.checkpoint, use_ema=args.ema)
+    gene.save(args.out)
+    print(f"wrote {args.out}: {_summary(gene)}")
+
+
+def cmd_expand(args: argparse.Namespace) -> None:
+    from sws.expansion import expand, save_des_net
+    from sws.learngene import load_learngene
+
+    gene = load_learngene(args.learngene)
+    model = expand(
+        gene,
+        args.depth,
+        mapping=args.layers_source,
+        num_classes=args.num_classes,
+        img_size=args.img_size,
+        num_heads=args.num_heads,
+    )
+    provenance = {"learngene": str(Path(args.learngene).resolve()), "learngene_kind": gene.kind}
+    save_des_net(model, args.out, mean=args.mean, std=args.std, provenance=provenance)
+    expansion = model.sws_expansion
+    mapping = ",".join(map(str, expansion.mapping)) if expansion.mapping is not None else "linear (TLEG)"
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"wrote {args.out}: {args.depth}-layer Des-Net, {params / 1e6:.2f}M params, layers from {mapping}, "
+        f"head {expansion.head}, pos_embed {expansion.pos_embed}"
+    )
+    print(f"load it anywhere with timm.create_model('local-dir:{args.out}', pretrained=True)")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from sws.learngene import load_learngene
+
+    gene = load_learngene(args.file)
+    info = gene.describe(args.depths or ())
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    print(_format_info(args.file, info))
+
+
+def _summary(gene: Any) -> str:
+    a = gene.architecture
+    shape = f"layout {gene.layout}" if getattr(gene, "layout", None) else f"{gene.aux_depth}-layer Aux-Net"
+    return (
+        f"{gene.kind} learngene, {shape}, width {a.embed_dim}, {a.num_heads} heads, {gene.num_params / 1e6:.2f}M params"
+    )
+
+
+def _format_info(path: str, info: dict[str, Any]) -> str:
+    a = info["architecture"]
+    kind = {"sws": "sws (stage-wise weight sharing)", "tleg": "tleg (linear expansion)"}.get(info["kind"], info["kind"])
+    lines = [
+        f"file        {path}",
+        f"kind        {kind}",
+    ]
+    if "layout" in info:
+        stages = len(info["layout"].split(","))
+        lines.append(f"layout      {info['layout']}  ({info['aux_depth']}-layer Aux-Net, {stages} learngene layers)")
+    else:
+        lines.append(f"aux depth   {info['aux_depth']}")
+    head_dim = a["embed_dim"] // a["num_heads"]
+    lines += [
+        f"width       {a['embed_dim']}, {a['num_heads']} heads of {head_dim}, MLP ratio {a['mlp_ratio']:g}",
+        f"input       {a['in_chans']}x{a['img_size']}x{a['img_size']}, patch {a['patch_size']}",
+        f"classes     {a['num_classes']}",
+        f"norm eps    {a['norm_eps']:g}",
+        f"params      {info['params']:,} stored ({info['layer_params']:,} in learngene layers)",
+    ]
+    if info.get("training"):
+        trained = ", ".join(f"{k}={v}" for k, v in info["training"].items())
+        lines.append(f"trained     {trained}")
+    if info.get("source"):
+        lines.append(f"source      {info['source']}")
+    if info["depths"]:
+        lines.append("")
+        lines.append(f"{'depth':>5}  {'Des-Net params':>14}  mapping")
+        for depth, row in info["depths"].items():
+            mapping = ",".join(map(str, row["mapping"])) if row["mapping"] is not None else "base + (l/L) * slope"
+            lines.append(f"{depth:>5}  {row['des_net_params']:>14,}  {mapping}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sws", description="Learngene initialization of vision transformers by stage-wise weight sharing."
+    )
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("import-official", help="convert an official SWS/TLEG Aux-Net checkpoint to a learngene")
+    p.add_argument("checkpoint", help="checkpoint.pth written by the official SWS or TLEG code")
+    p.add_argument("--out", required=True, help="learngene file to write (.safetensors)")
+    p.add_argument("--layout", help="stage layout, e.g. 3,3,4,3,3 (default: from the model name in the checkpoint)")
+    p.add_argument("--num-heads", type=int, help="attention heads of the official model (default: what it used)")
+    p.add_argument("--aux-depth", type=int, help="layers of a TLEG Aux-Net (default: from the model name)")
+    p.add_argument("--ema", action="store_true", help="import the EMA weights instead of the model's")
+    p.set_defaults(func=cmd_import_official)
+
+    p = commands.add_parser("extract", help="take the learngene out of an Aux-Net checkpoint written by sws train")
+    p.add_argument("checkpoint", help="checkpoint.pth of an Aux-Net run")
+    p.add_argument("--out", required=True, help="learngene file to write (.safetensors)")
+    p.add_argument("--ema", action="store_true", help="extract the EMA weights instead of the model's")
+    p.set_defaults(func=cmd_extract)
+
+    p = commands.add_parser("expand", help="initialize a Des-Net of any depth from a learngene")
+    p.add_argument("learngene", help="learngene file (or an official or sws Aux-Net checkpoint)")
+    p.add_argument("--depth", type=int, required=True, help="layers of the Des-Net")
+    p.add_argument("--layers-source", help="explicit layer mapping, e.g. 0,0,0,1,1,1,2,2,3,3,4,4")
+    p.add_argument("--num-classes", type=int, help="classes (default: the learngene's; another count gets a new head)")
+    p.add_argument("--img-size", type=int, help="input size (default: the learngene's; pos_embed is resampled)")
+    p.add_argument("--num-heads", type=int, help="attention heads (default: the learngene's)")
+    p.add_argument("--mean", type=float, nargs="+", help="input normalization mean to record in config.json")
+    p.add_argument("--std", type=float, nargs="+", help="input normalization std to record in config.json")
+    p.add_argument("--out", required=True, help="folder to write (timm hub format)")
+    p.set_defaults(func=cmd_expand)
+
+    p = commands.add_parser("info", help="describe a learngene: kind, layout, widths, parameters, mappings")
+    p.add_argument("file", help="learngene file (or an official or sws Aux-Net checkpoint)")
+    p.add_argument("--depths", type=_ints, help="Des-Net depths to show mappings for, e.g. 6,8,12")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    for name, module in (("train", "sws.train"), ("pipeline", "sws.pipeline"), ("compare", "sws.compare")):
+        _add_delegated(commands, name, module)
+    return parser
+
+
+def _add_delegated(commands: Any, name: str, module: str) -> None:
+    """Commands with many flags own their parsers; the CLI hands them the rest of the line."""
+    helps = {
+        "train": "train an Aux-Net by distillation or fine-tune a Des-Net (official SWS/DeiT flags)",
+        "pipeline": "teacher, Aux-Net, learngene, Des-Nets and scratch baselines, with a report",
+        "compare": "compare SWS with other initializations over depths, with report and plots",
+    }
+    p = commands.add_parser(name, help=helps[name], add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=None, delegate=module)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    warnings.filterwarnings("default", module="sws")
+    try:
+        if getattr(args, "delegate", None):
+            import importlib
+
+            entry: Callable[[list[str]], Any] = importlib.import_module(args.delegate).main
+            entry(list(args.rest) + rest)
+        else:
+            if rest:
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            args.func(args)
+    except SWSError as error:
+        if args.traceback:
+            raise
+        print(f"sws: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sws: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Des-Nets: the plain timm ViTs that a learngene initializes.
+
+A descendant network is an ordinary timm ``VisionTransformer`` of any depth, shaped like the
+Aux-Net (no class token, per-token final norm, average pooling) so that expansion preserves the
+function. It is built through one of timm's own DeiT entry points, so a saved Des-Net reloads with
+``timm.create_model('local-dir:DIR', pretrained=True)`` in a process that never imports sws.
+
+The official code's names (``deit_small_patch16_224_L12`` and the other depths of tiny, small and
+base) are registered here.
+
+Example:
+    >>> des = create_des_net(12, ViTArchitecture(embed_dim=384, num_heads=6))
+    >>> len(des.blocks)
+    12
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import timm
+from timm.models import VisionTransformer, register_model
+
+from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
+from sws.aux_net import DEIT_WIDTHS
+from sws.errors import ConfigError
+
+# The registered Des-Net depths per DeiT width (the official code's names cover 6 to 16 layers).
+REGISTERED_DEPTHS = range(1, 25)
+
+
+def timm_base_name(architecture: ViTArchitecture) -> str:
+    """The timm entry point a Des-Net is built through (and that its saved ``config.json`` names):
+    timm's DeiT of the same width, else DeiT-Base; the saved model arguments override its shape."""
+    for size, widths in DEIT_WIDTHS.items():
+        if widths["embed_dim"] == architecture.embed_dim:
+            return f"deit_{size}_patch16_224"
+    return "deit_base_patch16_224"
+
+
+def des_net_kwargs(architecture: ViTArchitecture, depth: int) -> dict[str, Any]:
+    """JSON-serializable timm arguments of a Des-Net (timm's LayerNorm epsilon, 1e-6, always)."""
+    return {**architecture.replace(norm_eps=TIMM_NORM_EPS).timm_kwargs(), "depth": depth}
+
+
+def create_des_net(
+    depth: int,
+    architecture: ViTArchitecture | None = None,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> VisionTransformer:
+    """Build a randomly initialized Des-Net of ``depth`` layers.
+
+    ``kwargs`` go to timm's ``VisionTransformer`` (dropout rates, ...) or, when they name an
+    architecture field (``embed_dim=192``), change the architecture.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ConfigError(f"a Des-Net needs at least 1 layer, not {depth!r}")
+    architecture = architecture or ViTArchitecture()
+    arch_fields = set(architecture.to_dict())
+    changes = {k: kwargs.pop(k) for k in list(kwargs) if k in arch_fields}
+    if changes:
+        architecture = architecture.replace(**changes)
+    model_args = des_net_kwargs(architecture, depth)
+    return timm.create_model(timm_base_name(architecture), drop_path_rate=drop_path_rate, **model_args, **kwargs)
+
+
+def _register_deit_depths() -> None:
+    """Register ``deit_{tiny,small,base}_patch16_224_L{depth}`` as in the official code."""
+    module = sys.modules[__name__]
+    for size, widths in DEIT_WIDTHS.items():
+        for depth in REGISTERED_DEPTHS:
+            name = f"deit_{size}_patch16_224_L{depth}"
+
+            def entrypoint(
+                pretrained: bool = False, _name: str = name, _depth: int = depth, _widths: dict = widths, **kwargs: Any
+            ) -> VisionTransformer:
+                if pretrained:
+                    raise ConfigError(
+                        f"{_name} has no released weights; initialize it with `sws expand` or --load-gene"
+                    )
+                for unused in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+                    kwargs.pop(unused, None)
+                arch = ViTArchitecture(patch_size=16, **_widths)
+                return create_des_net(_depth, arch, **kwargs)
+
+            entrypoint.__name__ = entrypoint.__qualname__ = name
+            entrypoint.__module__ = __name__
+            entrypoint.__doc__ = f"A {depth}-layer Des-Net at DeiT-{size.capitalize()} width (no class token)."
+            setattr(module, name, entrypoint)
+            register_model(entrypoint)
+
+
+_register_deit_depths()

@@ -1,0 +1,39 @@
+"""Errors that sws raises for bad input.
+
+Every error names the problem and what to do about it in one message, so that the command line can
+print it as one line without a traceback (``sws --traceback ...`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+
+class SWSError(Exception):
+    """Base class for every error that sws reports to users."""
+
+
+class LayoutError(SWSError, ValueError):
+    """A stage layout or a layer mapping is malformed or out of range."""
+
+
+class LearngeneFileError(SWSError, ValueError):
+    """A file is not a learngene, is truncated, or disagrees with its own metadata."""
+
+
+class IncompatibleModelError(SWSError, ValueError):
+    """A learngene or checkpoint does not fit the model it is asked to initialize."""
+
+
+class CheckpointError(SWSError, ValueError):
+    """A checkpoint is missing, unreadable, or lacks what the command needs."""
+
+
+class DataError(SWSError, ValueError):
+    """A data set is missing, empty, or malformed."""
+
+
+class TrainingError(SWSError, RuntimeError):
+    """Training cannot go on (for example, the loss became NaN)."""
+
+
+class ConfigError(SWSError, ValueError):
+    """A command-line flag or configuration value is invalid."""

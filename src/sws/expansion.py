@@ -1,0 +1,206 @@
+"""Expansion: growing Des-Nets of any depth from a learngene.
+
+``expand(gene, depth=12)`` builds a plain timm ViT of 12 layers and initializes it: descendant layer
+``i`` copies learngene layer ``mapping[i]`` (the stage layout's expansion guidance unless a mapping
+is given), the embeddings and final norm are copied, the classifier is copied when the class counts
+agree and left freshly initialized otherwise, and the position embedding is resampled (timm's
+bicubic resampling) when the Des-Net sees another image size.
+
+``save_des_net`` writes the result in timm's own hub format (``config.json`` + ``model.safetensors``)
+so that ``timm.create_model('local-dir:DIR', pretrained=True)`` loads it without sws, and the folder
+can be pushed to the Hugging Face Hub as it is.
+
+Example:
+    >>> des = expand(Learngene.load("small.learngene.safetensors"), depth=12, num_classes=100)
+    >>> save_des_net(des, "des_s_l12")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+from timm.layers import resample_abs_pos_embed
+from timm.models import VisionTransformer
+from timm.models._hub import save_config_for_hf
+
+from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
+from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
+from sws.errors import IncompatibleModelError
+from sws.fileio import atomic_dir
+from sws.learngene import (
+    Learngene,
+    block_tensor_shapes,
+    outer_tensor_shapes,
+    warn_head_count_change,
+)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What ``initialize_from_learngene`` did, for logs and provenance."""
+
+    depth: int
+    mapping: tuple[int, ...] | None
+    head: str  # "copied" or "new"
+    pos_embed: str  # "copied" or "resampled HxW -> HxW"
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["mapping"] = list(self.mapping) if self.mapping is not None else None
+        return values
+
+
+def expand(
+    learngene: Learngene,
+    depth: int,
+    mapping: Sequence[int] | str | None = None,
+    *,
+    num_classes: int | None = None,
+    img_size: int | None = None,
+    num_heads: int | None = None,
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> VisionTransformer:
+    """Build a Des-Net of ``depth`` layers initialized from ``learngene``.
+
+    ``num_classes`` and ``img_size`` default to the learngene's; ``num_heads`` to the learngene's
+    (another head count is allowed, with a warning that it changes the function).
+    """
+    changes = {
+        name: value
+        for name, value in (("num_classes", num_classes), ("img_size", img_size), ("num_heads", num_heads))
+        if value is not None
+    }
+    target = learngene.architecture.replace(**changes)
+    model = create_des_net(depth, target, drop_path_rate=drop_path_rate, **kwargs)
+    expansion = initialize_from_learngene(model, learngene, mapping)
+    model.sws_expansion = expansion  # provenance, saved by save_des_net
+    return model
+
+
+def initialize_from_learngene(
+    model: nn.Module, learngene: Learngene, mapping: Sequence[int] | str | None = None
+) -> Expansion:
+    """Initialize an SWS-shaped ViT (a Des-Net, built by any name) from ``learngene`` in place."""
+    _check_sws_shaped(model)
+    target = ViTArchitecture.of(model)
+    learngene.architecture.check_fits(target, f"this {len(model.blocks)}-layer model")
+    warn_head_count_change(learngene.architecture.num_heads, target.num_heads)
+    depth = len(model.blocks)
+    layers = learngene.descendant_layers(depth, mapping)
+    used_mapping = _resolved_mapping(learngene, depth, mapping)
+    outer = learngene.outer_tensors()
+    with torch.no_grad():
+        model.patch_embed.proj.weight.copy_(outer["patch_embed.proj.weight"])
+        model.patch_embed.proj.bias.copy_(outer["patch_embed.proj.bias"])
+        pos_embed_note = _copy_pos_embed(model, outer["pos_embed"])
+        model.norm.weight.copy_(outer["norm.weight"])
+        model.norm.bias.copy_(outer["norm.bias"])
+        head_copied = "head.weight" in outer and target.num_classes == learngene.architecture.num_classes
+        if head_copied:
+            model.head.weight.copy_(outer["head.weight"])
+            model.head.bias.copy_(outer["head.bias"])
+        for block, tensors in zip(model.blocks, layers, strict=True):
+            block.load_state_dict(tensors)
+    return Expansion(depth, used_mapping, "copied" if head_copied else "new", pos_embed_note)
+
+
+def _resolved_mapping(learngene: Learngene, depth: int, mapping: Sequence[int] | str | None) -> tuple[int, ...] | None:
+    if mapping is None:
+        return learngene.default_mapping(depth)
+    layout = getattr(learngene, "layout", None)
+    return layout.validate_mapping(mapping, depth) if layout is not None else None
+
+
+def _copy_pos_embed(model: nn.Module, pos_embed: torch.Tensor) -> str:
+    old_grid = _grid(pos_embed.shape[1])
+    new_grid = tuple(model.patch_embed.grid_size)
+    if tuple(old_grid) == new_grid:
+        model.pos_embed.copy_(pos_embed)
+        return "copied"
+    resampled = resample_abs_pos_embed(pos_embed, new_size=list(new_grid), old_size=list(old_grid), num_prefix_tokens=0)
+    model.pos_embed.copy_(resampled)
+    return f"resampled {old_grid[0]}x{old_grid[1]} -> {new_grid[0]}x{new_grid[1]}"
+
+
+def _grid(num_patches: int) -> tuple[int, int]:
+    side = round(num_patches**0.5)
+    if side * side != num_patches:
+        raise IncompatibleModelError(f"a position embedding of {num_patches} tokens is not a square grid")
+    return side, side
+
+
+def _check_sws_shaped(model: nn.Module) -> None:
+    """A Des-Net must have no class token, a per-token final norm and average pooling."""
+    problems = []
+    if not isinstance(model, VisionTransformer):
+        problems.append(f"it is a {type(model).__name__}, not a timm VisionTransformer")
+    else:
+        if model.cls_token is not None or model.reg_token is not None:
+            problems.append("it has a class or register token")
+        if model.global_pool != "avg":
+            problems.append(f"it pools by {model.global_pool!r}, not 'avg'")
+        if not isinstance(model.fc_norm, nn.Identity) or isinstance(model.norm, nn.Identity):
+            problems.append("its final norm comes after pooling")
+    if problems:
+        raise IncompatibleModelError(
+            "a learngene initializes only SWS-shaped ViTs, but "
+            + "; ".join(problems)
+            + ": use a Des-Net name such as deit_small_patch16_224_L12, or `sws expand`"
+        )
+
+
+def des_net_num_params(architecture: ViTArchitecture, depth: int) -> int:
+    """Parameters of a Des-Net of ``depth`` layers, counted from tensor shapes."""
+    block = sum(torch.Size(s).numel() for s in block_tensor_shapes(architecture).values())
+    outer = sum(torch.Size(s).numel() for s in outer_tensor_shapes(architecture).values())
+    return outer + depth * block
+
+
+def save_des_net(
+    model: VisionTransformer,
+    out_dir: str | os.PathLike[str],
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Save a Des-Net as a timm hub folder (``config.json`` + ``model.safetensors``), atomically.
+
+    ``mean``/``std``/``crop_pct`` record the preprocessing it was trained with; ``provenance``
+    (and the expansion that made the model, if any) is stored under ``config.json``'s ``sws`` key,
+    which timm ignores.
+    """
+    architecture = ViTArchitecture.of(model)
+    data_config = {"input_size": (architecture.in_chans, architecture.img_size, architecture.img_size)}
+    for key, value in (("mean", mean), ("std", std), ("crop_pct", crop_pct), ("interpolation", interpolation)):
+        if value is not None:
+            data_config[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    sws_info = dict(provenance or {})
+    expansion = getattr(model, "sws_expansion", None)
+    if expansion is not None:
+        sws_info.setdefault("expansion", expansion.to_dict())
+    model_config: dict[str, Any] = {"architecture": timm_base_name(architecture)}
+    if sws_info:
+        model_config["sws"] = sws_info
+    if architecture.norm_eps != TIMM_NORM_EPS or getattr(model, "layout", None) is not None:
+        raise IncompatibleModelError(
+            "only a plain Des-Net saves in timm's hub format; expand the learngene first (`sws expand`)"
+        )
+    model_args = des_net_kwargs(architecture, len(model.blocks))
+    with atomic_dir(out_dir) as tmp:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_config_for_hf(
+            model, str(tmp / "config.json"), model_config=model_config, model_args=model_args, data_config=data_config
+        )
+    return Path(out_dir)

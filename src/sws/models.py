@@ -1,0 +1,88 @@
+"""Building any model by name: timm's names, sws's registered ones, and SWS names of any shape.
+
+The paper's names encode the shape: ``aux_deit_small_patch16_224_L16_33433`` is an Aux-Net at
+DeiT-Small width whose 16 layers form stages 3,3,4,3,3; ``deit_small_patch16_224_L12`` is a
+12-layer Des-Net. ``create_model`` understands such names for *any* layout or depth (not only the
+registered ones) and otherwise defers to ``timm.create_model``. The generic names ``aux_net``,
+``tleg_aux_net`` and ``des_net`` take the whole shape as keyword arguments.
+
+Example:
+    >>> create_model("aux_deit_tiny_patch16_224_L12_444", num_classes=10).layout
+    StageLayout(layers_per_stage=(4, 4, 4))
+    >>> create_model("des_net", depth=6, embed_dim=64, num_heads=2, patch_size=7, img_size=28)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import timm
+import torch.nn as nn
+
+from sws.architecture import ViTArchitecture
+from sws.aux_net import DEIT_WIDTHS, AuxNet, create_aux_net
+from sws.des_net import create_des_net
+from sws.errors import ConfigError
+from sws.layout import StageLayout
+
+_AUX_NAME = re.compile(r"^aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_(L\d+_[\d-]+)$")
+_TLEG_NAME = re.compile(r"^tleg_aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
+_DES_NAME = re.compile(r"^deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build ``name`` with ``kwargs``: an SWS name of any shape, a generic sws name, or any timm
+    model (``pretrained=True`` works for timm models when their weights can be reached)."""
+    if timm.is_model(name):
+        return timm.create_model(name, **kwargs)
+    if name == "aux_net":
+        return create_aux_net(**kwargs)
+    if name == "tleg_aux_net":
+        from sws.tleg import TLEGAuxNet
+
+        return TLEGAuxNet(**kwargs)
+    if name == "des_net":
+        if "depth" not in kwargs:
+            raise ConfigError("model des_net needs a depth (--model-kwargs depth=12)")
+        depth = kwargs.pop("depth")
+        arch_fields = set(ViTArchitecture().to_dict())
+        arch = ViTArchitecture(**{k: kwargs.pop(k) for k in list(kwargs) if k in arch_fields})
+        return create_des_net(int(depth), arch, **kwargs)
+    if match := _AUX_NAME.match(name):
+        size, patch, img, suffix = match.groups()
+        args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
+        return create_aux_net(StageLayout.parse(suffix), **args)
+    if match := _TLEG_NAME.match(name):
+        from sws.tleg import TLEGAuxNet
+
+        size, patch, img, depth = match.groups()
+        args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
+        return TLEGAuxNet(depth=int(depth), **args)
+    if match := _DES_NAME.match(name):
+        size, patch, img, depth = match.groups()
+        arch = ViTArchitecture(**DEIT_WIDTHS[size], patch_size=int(patch), img_size=int(img))
+        return create_des_net(int(depth), arch, **kwargs)
+    raise ConfigError(
+        f"unknown model {name!r}: use a timm model name (timm.list_models()), an Aux-Net name such as "
+        "aux_deit_small_patch16_224_L16_33433, a Des-Net name such as deit_small_patch16_224_L12, or "
+        "aux_net/des_net with --model-kwargs"
+    )
+
+
+def is_vit_family(name: str) -> bool:
+    """Whether ``name`` builds a ViT that takes ``img_size`` (SWS models and timm ViT/DeiT names)."""
+    return bool(
+        name in ("aux_net", "tleg_aux_net", "des_net")
+        or _AUX_NAME.match(name)
+        or _TLEG_NAME.match(name)
+        or _DES_NAME.match(name)
+        or name.startswith(("vit_", "deit_", "deit3_"))
+    )
+
+
+def is_aux_net(model: nn.Module) -> bool:
+    """Whether ``model`` is an Aux-Net of any kind (its learngene can be extracted)."""
+    from sws.tleg import TLEGAuxNet
+
+    return isinstance(model, (AuxNet, TLEGAuxNet))

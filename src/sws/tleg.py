@@ -1,0 +1,203 @@
+"""TLEG: the learngene as a linear expansion along depth (Xia et al., AAAI 2024).
+
+"Transformer as Linear Expansion of Learngene": every tensor of layer ``l`` (of ``L``) of the
+auxiliary network is ``base + (l / L) * slope``, for every block tensor (qkv, proj, fc1, fc2 and
+both LayerNorms, weights and biases). The learngene is ``base`` and ``slope``; a descendant of
+depth ``L'`` gets ``base + (l / L') * slope`` for ``l = 0 .. L'-1``.
+
+The TLEG Aux-Net is a timm ``VisionTransformer`` whose block tensors are PyTorch
+parametrizations computing that formula from one shared ``base`` and one shared ``slope`` per
+tensor, so its forward pass is timm's and each shared tensor is one parameter.
+
+Example:
+    >>> aux = TLEGAuxNet(depth=16, embed_dim=64, num_heads=2)
+    >>> gene = TLEGLearngene.from_aux_net(aux)
+    >>> des = expand(gene, depth=12)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+from timm.layers import trunc_normal_
+from timm.models import VisionTransformer
+from torch.nn.utils import parametrize
+
+from sws.architecture import ViTArchitecture
+from sws.errors import ConfigError, IncompatibleModelError, LayoutError
+from sws.learngene import (
+    Learngene,
+    MappingLike,
+    TensorDict,
+    block_tensor_shapes,
+    load_outer_tensors,
+    outer_tensor_shapes,
+)
+
+_FIXED_ARGS = ("class_token", "global_pool", "fc_norm", "block_fn")
+
+
+class AlongDepth(nn.Module):
+    """Parametrization ``weight = base + coefficient * slope`` with a shared ``slope``."""
+
+    def __init__(self, slope: nn.Parameter, coefficient: float) -> None:
+        super().__init__()
+        self.slope = slope
+        self.coefficient = coefficient
+
+    def forward(self, base: torch.Tensor) -> torch.Tensor:
+        return base + self.coefficient * self.slope
+
+
+def _owner(block: nn.Module, tensor_name: str) -> tuple[nn.Module, str]:
+    """``(block.attn.qkv, 'weight')`` for ``'attn.qkv.weight'``."""
+    path, _, attribute = tensor_name.rpartition(".")
+    return block.get_submodule(path), attribute
+
+
+class TLEGAuxNet(VisionTransformer):
+    """A ViT whose layer ``l`` of ``depth`` has block tensors ``base + (l / depth) * slope``.
+
+    Args:
+        depth: Layers of the Aux-Net.
+        norm_eps: LayerNorm epsilon (the official TLEG code used 1e-5).
+        Other arguments as in timm's ``VisionTransformer``; the network has no class token, a
+        per-token final norm and average pooling, like the SWS Aux-Net.
+    """
+
+    def __init__(
+        self,
+        depth: int = 16,
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int = 384,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        norm_eps: float = 1e-6,
+        **kwargs: Any,
+    ) -> None:
+        fixed = [name for name in _FIXED_ARGS if name in kwargs]
+        if fixed:
+            raise ConfigError(f"a TLEG Aux-Net sets {', '.join(fixed)} itself")
+        if depth < 1:
+            raise LayoutError(f"a TLEG Aux-Net needs at least 1 layer, not {depth}")
+        architecture = ViTArchitecture(
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            patch_size=patch_size,
+            img_size=img_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            qkv_bias=qkv_bias,
+            norm_eps=norm_eps,
+        )
+        super().__init__(depth=depth, drop_path_rate=drop_path_rate, **architecture.timm_kwargs(), **kwargs)
+        self._expand_linearly()
+
+    def _expand_linearly(self) -> None:
+        """Make every block tensor ``base + (l / depth) * slope``, with ``base`` the first block's
+        tensor and one new ``slope`` per tensor."""
+        depth = len(self.blocks)
+        first = self.blocks[0]
+        for name in list(first.state_dict()):
+            module, attribute = _owner(first, name)
+            base = getattr(module, attribute)
+            slope = nn.Parameter(torch.zeros_like(base))
+            if base.ndim > 1:
+                trunc_normal_(slope, std=0.02)
+            for layer, block in enumerate(self.blocks):
+                target, _ = _owner(block, name)
+                parametrize.register_parametrization(target, attribute, AlongDepth(slope, layer / depth), unsafe=True)
+                target.parametrizations[attribute].original = base
+
+    @property
+    def architecture(self) -> ViTArchitecture:
+        return ViTArchitecture.of(self)
+
+    def base_and_slope(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The learngene tensors, keyed by timm ``Block`` tensor names."""
+        first = self.blocks[0]
+        bases, slopes = {}, {}
+        for name in block_tensor_shapes(self.architecture):
+            module, attribute = _owner(first, name)
+            parametrization = module.parametrizations[attribute]
+            bases[name] = parametrization.original
+            slopes[name] = parametrization[0].slope
+        return bases, slopes
+
+
+class TLEGLearngene(Learngene):
+    """A TLEG learngene: ``base.<tensor>`` and ``slope.<tensor>`` for every block tensor."""
+
+    kind = "tleg"
+
+    def layer_tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        block = block_tensor_shapes(self.architecture)
+        return {f"{part}.{name}": tuple(shape) for part in ("base", "slope") for name, shape in block.items()}
+
+    def default_mapping(self, depth: int) -> None:
+        return None
+
+    def layer_tensors(self, layer: int, depth: int) -> dict[str, torch.Tensor]:
+        """Block tensors of layer ``layer`` of a ``depth``-layer network: ``base + (l/L) * slope``."""
+        names = block_tensor_shapes(self.architecture)
+        return {n: self.tensors[f"base.{n}"] + (layer / depth) * self.tensors[f"slope.{n}"] for n in names}
+
+    def descendant_layers(self, depth: int, mapping: MappingLike = None) -> list[TensorDict]:
+        if mapping is not None:
+            raise LayoutError("a TLEG learngene has no layer mapping: each layer follows base + (l/L) * slope")
+        if depth < 1:
+            raise LayoutError(f"a descendant needs at least 1 layer, not {depth}")
+        return [self.layer_tensors(layer, depth) for layer in range(depth)]
+
+    def to_aux_net(self) -> TLEGAuxNet:
+        a = self.architecture
+        model = TLEGAuxNet(
+            depth=self.aux_depth,
+            img_size=a.img_size,
+            patch_size=a.patch_size,
+            in_chans=a.in_chans,
+            num_classes=a.num_classes,
+            embed_dim=a.embed_dim,
+            num_heads=a.num_heads,
+            mlp_ratio=a.mlp_ratio,
+            qkv_bias=a.qkv_bias,
+            norm_eps=a.norm_eps,
+        )
+        bases, slopes = model.base_and_slope()
+        with torch.no_grad():
+            load_outer_tensors(model, self.outer_tensors())
+            for name in bases:
+                bases[name].copy_(self.tensors[f"base.{name}"])
+                slopes[name].copy_(self.tensors[f"slope.{name}"])
+        return model.eval()
+
+    @classmethod
+    def from_aux_net(
+        cls, model: TLEGAuxNet, training: dict[str, Any] | None = None, source: str = "sws extract"
+    ) -> TLEGLearngene:
+        if not isinstance(model, TLEGAuxNet):
+            raise IncompatibleModelError(f"a TLEG learngene comes from a TLEGAuxNet, not {type(model).__name__}")
+        outer = outer_tensor_shapes(model.architecture)
+        tensors = {k: v for k, v in model.state_dict().items() if k in outer}
+        bases, slopes = model.base_and_slope()
+        tensors.update({f"base.{k}": v for k, v in bases.items()})
+        tensors.update({f"slope.{k}": v for k, v in slopes.items()})
+        tensors = {k: v.detach().to("cpu").clone() for k, v in tensors.items()}
+        gene = cls(model.architecture, tensors, aux_depth=len(model.blocks), training=training, source=source)
+        gene.check()
+        return gene
+
+    def _kind_metadata(self) -> dict[str, str]:
+        return {}
+
+    @classmethod
+    def _from_metadata(cls, architecture, tensors, metadata, **common):  # type: ignore[no-untyped-def]
+        return cls(architecture, tensors, **common)
