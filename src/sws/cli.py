@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -167,47 +168,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
-    for name, module in (("train", "sws.train"), ("pipeline", "sws.pipeline"), ("compare", "sws.compare")):
-        _add_delegated(commands, name, module)
+    for name, help_text in DELEGATED_HELP.items():
+        # these commands own their parsers (see `sws NAME --help`); listed here for `sws --help`
+        commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def _add_delegated(commands: Any, name: str, module: str) -> None:
-    """Commands with many flags own their parsers; the CLI hands them the rest of the line."""
-    helps = {
-        "train": "train an Aux-Net by distillation or fine-tune a Des-Net (official SWS/DeiT flags)",
-        "pipeline": "teacher, Aux-Net, learngene, Des-Nets and scratch baselines, with a report",
-        "compare": "compare SWS with other initializations over depths, with report and plots",
-    }
-    p = commands.add_parser(name, help=helps[name], add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=None, delegate=module)
+# Commands with many flags parse their own command lines.
+DELEGATED = {"train": "sws.train", "pipeline": "sws.pipeline", "compare": "sws.compare"}
+DELEGATED_HELP = {
+    "train": "train an Aux-Net by distillation or fine-tune a Des-Net (official SWS/DeiT flags)",
+    "pipeline": "teacher, Aux-Net, learngene, Des-Nets and scratch baselines, with a report",
+    "compare": "compare SWS with other initializations over depths, with report and plots",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    show_traceback = "--traceback" in argv or os.environ.get("SWS_TRACEBACK") == "1"
+    argv = [a for a in argv if a != "--traceback"]
     warnings.filterwarnings("default", module="sws")
     try:
-        if getattr(args, "delegate", None):
+        if argv and argv[0] in DELEGATED:
             import importlib
 
-            entry: Callable[[list[str]], Any] = importlib.import_module(args.delegate).main
-            entry(list(args.rest) + rest)
+            entry: Callable[[list[str]], Any] = importlib.import_module(DELEGATED[argv[0]]).main
+            entry(argv[1:])
         else:
-            if rest:
-                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            args = build_parser().parse_args(argv)
             args.func(args)
     except SWSError as error:
-        if args.traceback:
+        if show_traceback:
             raise
-        print(f"sws: error: {error}", file=sys.stderr)
+        print(f"sws: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sws: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    """The message, without the traceback text that data-loader workers prepend to it."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

