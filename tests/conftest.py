@@ -35,3 +35,60 @@ def perturbed_aux_net(layout: str, arch: ViTArchitecture, seed: int = 0) -> AuxN
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
     return model.eval()
+
+
+def write_image_folder(root, classes=("red", "green", "blue"), train_per_class=32, val_per_class=8, size=16, seed=0):
+    """A tiny ImageFolder tree (train/ and val/) whose classes differ by colour, so that a model
+    learns them within a couple of epochs."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200), "grey": (128, 128, 128)}
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for name in classes:
+            folder = Path(root) / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                noise = rng.integers(-60, 60, size=(size, size, 3))
+                pixels = np.clip(np.array(colours[name]) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("data"))
+
+
+# Flags that make a training run tiny and deterministic on a CPU.
+FAST = [
+    "--data-set",
+    "FOLDER",
+    "--input-size",
+    "16",
+    "--batch-size",
+    "16",
+    "--num_workers",
+    "0",
+    "--no-model-ema",
+    "--mixup",
+    "0",
+    "--cutmix",
+    "0",
+    "--aa",
+    "none",
+    "--reprob",
+    "0",
+    "--warmup-epochs",
+    "0",
+    "--device",
+    "cpu",
+    "--print-freq",
+    "2",
+    "--drop-path",
+    "0",
+]
+TINY_VIT = ["--model-kwargs", "embed_dim=32", "num_heads=2", "patch_size=4"]

@@ -262,7 +262,7 @@ def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Ca
             transform.transforms[0:1] = crop
         return transform
     steps: list[Callable] = []
-    if not small or spec.native_size not in (None, aug.input_size):
+    if not small or spec.native_size != aug.input_size:
         size = aug.input_size if small else math.floor(aug.input_size / aug.eval_crop_ratio)
         steps += [
             transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),

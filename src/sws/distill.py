@@ -105,13 +105,18 @@ def load_teacher(
     num_classes: int,
     in_chans: int,
     model_kwargs: dict[str, Any] | None = None,
+    img_size: int | None = None,
 ) -> nn.Module:
     """Build the teacher ``name`` and load its weights (see the module docstring), frozen.
 
     A checkpoint written by ``sws train`` rebuilds its own model, so ``name`` may be empty then.
+    Models whose constructor takes an image size (ViTs, LeViT) are built for ``img_size``.
     """
     from sws.checkpoint import model_from_checkpoint, read_torch_file
-    from sws.models import create_model
+
+    model_kwargs = dict(model_kwargs or {})
+    if img_size is not None:
+        model_kwargs.setdefault("img_size", img_size)
 
     if path:
         path = Path(path)
@@ -128,7 +133,7 @@ def load_teacher(
                 raise CheckpointError(f"{path} holds no state dict for the teacher")
         if not name:
             raise ConfigError("give --teacher-model: the teacher file does not say which model it holds")
-        model = create_model(name, num_classes=num_classes, in_chans=in_chans, **(model_kwargs or {}))
+        model = _create(name, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
         if any(_ORIGINAL_LEVIT_KEY.match(key) for key in state):
             state = remap_original_levit(state, model)
         _load_teacher_state(model, state, path)
@@ -136,13 +141,27 @@ def load_teacher(
     if not name:
         raise ConfigError("distillation needs a teacher: give --teacher-model (and --teacher-path)")
     try:
-        model = create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans, **(model_kwargs or {}))
+        model = _create(name, pretrained=True, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
     except Exception as error:  # hub download errors come in many types
         raise CheckpointError(
             f"cannot fetch pretrained weights for teacher {name} ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}); when offline pass --teacher-path FILE"
         ) from None
     return freeze(model)
+
+
+def _create(name: str, **kwargs: Any) -> nn.Module:
+    """``create_model``, dropping ``img_size`` for models whose constructor has no such argument
+    (CNNs take any input size)."""
+    from sws.models import create_model
+
+    try:
+        return create_model(name, **kwargs)
+    except TypeError as error:
+        if "img_size" not in str(error) or "img_size" not in kwargs:
+            raise
+        kwargs.pop("img_size")
+        return create_model(name, **kwargs)
 
 
 def _load_teacher_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -191,6 +191,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
             spec.num_classes,
             spec.in_chans,
             dict(args.teacher_model_kwargs),
+            img_size=input_size,
         ).to(device)
 
     # ---- optimization: timm's AdamW, cosine schedule, mixup, EMA ------------------------------
@@ -373,7 +374,13 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
             f"done: {len(history)} epochs, final top-1 {last['eval_top1']:.2f}%, best {best_top1:.2f}%"
             + (f"; outputs in {output_dir}" if output_dir else "")
         )
-    return TrainResult(model, history, summary, output_dir)
+    return TrainResult(
+        model,
+        history,
+        summary,
+        output_dir,
+        extra={"optimizer": optimizer, "teacher": teacher, "criterion": criterion, "ema": ema},
+    )
 
 
 def train_one_epoch(
