@@ -24,6 +24,7 @@ class Processes:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    owns_group: bool = False  # this call joined the process group, so it leaves it too
 
     @property
     def distributed(self) -> bool:
@@ -53,16 +54,18 @@ def init_processes(device_name: str) -> Processes:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_name, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    joins = world_size > 1 and not dist.is_initialized()
+    if joins:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
-    return Processes(device, rank, local_rank, world_size)
+    return Processes(device, rank, local_rank, world_size, owns_group=joins)
 
 
 def shutdown(processes: Processes) -> None:
-    if processes.distributed and dist.is_initialized():
+    """Leave the process group if this run joined it (a pipeline keeps one group for all its steps)."""
+    if processes.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

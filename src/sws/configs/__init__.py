@@ -1,0 +1,1 @@
+"""Packaged study configs for `sws pipeline` and `sws compare` (``--config NAME``)."""

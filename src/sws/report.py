@@ -1,0 +1,373 @@
+"""The report of a comparison: ``report.md``, ``results.json`` and two PNG plots.
+
+``results.json`` holds one record per depth and method (``depth``, ``method``, ``params``, ``top1``
+per epoch, training ``images``, ``flops``, ``seconds`` and how the Des-Net was initialized), the
+source models (teacher, Aux-Nets, ancestry) with their training cost, and the parameters each
+method stores. ``report.md`` turns them into the paper's claims, measured on this run:
+
+- per depth and method: parameters, top-1 after the first and the last epoch, images, FLOPs;
+- parameters stored: the learngene against the Des-Nets it initializes (the paper's ~20x);
+- training cost of SWS (the Aux-Net once plus the short fine-tunes) against training each
+  Des-Net from scratch to the same accuracy (the paper's ~6.6x).
+
+Wall-clock times are in a table of their own: they vary from run to run, the rest does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sws.fileio import atomic_path, write_json_atomic, write_text_atomic
+
+METHOD_LABELS = {
+    "sws": "SWS (learngene)",
+    "tleg": "TLEG (linear expansion)",
+    "select": "layer selection",
+    "inherit": "last-layer inheritance",
+    "scratch": "from scratch",
+}
+METHOD_STYLES = {"sws": "C0", "tleg": "C2", "select": "C4", "inherit": "C5", "scratch": "C3"}
+
+
+def source_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the report keeps of a source model's training run."""
+    return {
+        "model": summary["model"],
+        "params": summary["params"],
+        "top1": summary["final_top1"],
+        "epochs": summary["epochs"],
+        "images": summary["train_images"],
+        "flops": summary["train_flops"],
+        "seconds": summary["train_seconds"],
+    }
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``results.json``, ``report.md``, ``top1_vs_epoch.png`` and ``top1_vs_params.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "results": out_dir / "results.json",
+        "report": out_dir / "report.md",
+        "epochs_plot": out_dir / "top1_vs_epoch.png",
+        "params_plot": out_dir / "top1_vs_params.png",
+    }
+    write_json_atomic(paths["results"], results)
+    plot_top1_vs_epoch(results, paths["epochs_plot"])
+    plot_top1_vs_params(results, paths["params_plot"])
+    write_text_atomic(paths["report"], render_report(results))
+    return paths
+
+
+# -- the claims --------------------------------------------------------------------------------
+
+
+def _records(results: dict[str, Any], method: str) -> dict[int, dict[str, Any]]:
+    return {r["depth"]: r for r in results["records"] if r["method"] == method}
+
+
+def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per depth: SWS against scratch after the same epochs, and after one SWS epoch against
+    scratch's last."""
+    sws, scratch = _records(results, "sws"), _records(results, "scratch")
+    rows = []
+    for depth in sorted(set(sws) & set(scratch)):
+        a, b = sws[depth]["top1"], scratch[depth]["top1"]
+        rows.append(
+            {
+                "depth": depth,
+                "sws_first": a[0],
+                "sws_last": a[-1],
+                "scratch_first": b[0],
+                "scratch_last": b[-1],
+                "margin_same_epochs": a[-1] - b[-1],
+                "margin_first_vs_scratch_last": a[0] - b[-1],
+            }
+        )
+    return rows
+
+
+def training_cost(results: dict[str, Any]) -> dict[str, Any] | None:
+    """SWS's total training FLOPs against scratch's FLOPs to reach SWS's final accuracy at every
+    depth (a lower bound where scratch never got there)."""
+    sws, scratch = _records(results, "sws"), _records(results, "scratch")
+    aux = results["sources"].get("aux")
+    depths = sorted(set(sws) & set(scratch))
+    if not depths or aux is None:
+        return None
+    fine_tunes = sum(sws[d]["flops"] for d in depths)
+    sws_total = aux["flops"] + fine_tunes
+    scratch_total, lower_bound, per_depth = 0, False, []
+    for depth in depths:
+        target = sws[depth]["top1"][-1]
+        curve = scratch[depth]["top1"]
+        per_epoch = scratch[depth]["flops"] / len(curve)
+        reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
+        cost = per_epoch * (reached if reached else len(curve))
+        lower_bound |= reached is None
+        scratch_total += cost
+        per_depth.append({"depth": depth, "target_top1": target, "scratch_epochs": reached, "scratch_flops": cost})
+    teacher = results["sources"].get("teacher")
+    return {
+        "aux_flops": aux["flops"],
+        "fine_tune_flops": fine_tunes,
+        "sws_flops": sws_total,
+        "teacher_flops": teacher["flops"] if teacher else 0,
+        "scratch_flops_to_match": scratch_total,
+        "scratch_is_lower_bound": lower_bound,
+        "ratio": scratch_total / sws_total,
+        "ratio_with_teacher": scratch_total / (sws_total + (teacher["flops"] if teacher else 0)),
+        "per_depth": per_depth,
+    }
+
+
+# -- markdown ----------------------------------------------------------------------------------
+
+
+def _flops(value: float) -> str:
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f}"
+
+
+def _params(value: int) -> str:
+    return f"{value / 1e6:.3f}M" if value >= 1e5 else f"{value:,}"
+
+
+def render_report(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    methods = meta["methods"]
+    epochs = meta["des_net_epochs"]
+    lines = [
+        "# SWS report",
+        "",
+        f"Data: **{meta['data_set']}**"
+        + (f" at `{meta['data_path']}`" if meta.get("data_path") else "")
+        + (f", {meta['input_size']} px" if meta.get("input_size") else "")
+        + f"; seed {meta['seed']}; Aux-Net stage layout {meta.get('layout')}; Des-Nets trained {epochs} epochs.",
+        "",
+        "![top-1 against epoch](top1_vs_epoch.png)",
+        "![final top-1 against parameters](top1_vs_params.png)",
+        "",
+        "## Source models",
+        "",
+        "| model | role | params | top-1 (%) | epochs | images | training FLOPs |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    roles = {"teacher": "teacher", "aux": "SWS Aux-Net", "tleg_aux": "TLEG Aux-Net", "ancestry": "ancestry (full ViT)"}
+    for key, source in results["sources"].items():
+        lines.append(
+            f"| {source['model']} | {roles.get(key, key)} | {_params(source['params'])} | {source['top1']:.2f} | "
+            f"{source['epochs']} | {source['images']:,} | {_flops(source['flops'])} |"
+        )
+    lines += [
+        "",
+        "## Des-Nets",
+        "",
+        "| depth | method | params | top-1 after epoch 1 (%) | top-1 after epoch "
+        f"{epochs} (%) | images | training FLOPs |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
+        lines.append(
+            f"| {record['depth']} | {METHOD_LABELS.get(record['method'], record['method'])} | "
+            f"{_params(record['params'])} | {record['top1'][0]:.2f} | {record['top1'][-1]:.2f} | "
+            f"{record['images']:,} | {_flops(record['flops'])} |"
+        )
+    versus = sws_versus_scratch(results)
+    if versus:
+        wins = sum(r["margin_same_epochs"] > 0 for r in versus)
+        early = sum(r["margin_first_vs_scratch_last"] > 0 for r in versus)
+        lines += [
+            "",
+            "## SWS against scratch",
+            "",
+            f"SWS beats scratch after the same {epochs} epochs at **{wins} of {len(versus)}** depths, and after a "
+            f"single epoch it beats scratch's epoch-{epochs} top-1 at **{early} of {len(versus)}**.",
+            "",
+            f"| depth | SWS epoch 1 | SWS epoch {epochs} | scratch epoch {epochs} | margin, same epochs | "
+            f"margin, SWS epoch 1 vs scratch epoch {epochs} |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in versus:
+            lines.append(
+                f"| {r['depth']} | {r['sws_first']:.2f} | {r['sws_last']:.2f} | {r['scratch_last']:.2f} | "
+                f"{r['margin_same_epochs']:+.2f} | {r['margin_first_vs_scratch_last']:+.2f} |"
+            )
+    lines += _storage_section(results)
+    lines += _cost_section(results)
+    lines += [
+        "",
+        "## Wall time",
+        "",
+        "Seconds of training on this machine (they vary from run to run; everything above does not).",
+        "",
+        "| run | seconds |",
+        "|---|---:|",
+    ]
+    for key, source in results["sources"].items():
+        lines.append(f"| {roles.get(key, key)} | {source['seconds']:.1f} |")
+    for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
+        lines.append(f"| depth {record['depth']}, {record['method']} | {record['seconds']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _storage_section(results: dict[str, Any]) -> list[str]:
+    stored = results.get("stored_params") or {}
+    depths = results["meta"]["depths"]
+    by_depth = {r["depth"]: r["params"] for r in results["records"]}
+    every_size = sum(by_depth[d] for d in depths if d in by_depth)
+    lines = [
+        "",
+        "## Parameters stored to initialize every depth",
+        "",
+        f"Keeping one trained model per depth ({', '.join(map(str, depths))}) stores {every_size:,} parameters.",
+        "",
+        "| method | stores | parameters | Des-Nets' total / stored |",
+        "|---|---|---:|---:|",
+    ]
+    what = {
+        "sws": "the learngene",
+        "tleg": "base and slope",
+        "select": "the whole ancestry",
+        "inherit": "the ancestry's last layers",
+        "scratch": "nothing (trains every size)",
+    }
+    for method, count in stored.items():
+        ratio = f"{every_size / count:.1f}x" if count else "-"
+        lines.append(f"| {METHOD_LABELS.get(method, method)} | {what.get(method, '')} | {count:,} | {ratio} |")
+    return lines
+
+
+def _cost_section(results: dict[str, Any]) -> list[str]:
+    cost = training_cost(results)
+    if cost is None:
+        return []
+    bound = ">= " if cost["scratch_is_lower_bound"] else ""
+    verdict = (
+        f"SWS needs **{bound}{cost['ratio']:.2f}x less** training compute"
+        if cost["ratio"] >= 1
+        else f"SWS needs **more** training compute than scratch here (scratch : SWS = {bound}{cost['ratio']:.2f})"
+    )
+    lines = [
+        "",
+        "## Training cost for the same accuracy",
+        "",
+        f"SWS: the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward passes included) plus the "
+        f"fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs) = **{_flops(cost['sws_flops'])}FLOPs**. "
+        f"Scratch, trained until it reaches SWS's final top-1 at each depth: **{bound}"
+        f"{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} ({bound}{cost['ratio_with_teacher']:.2f}x "
+        f"counting the teacher's own training too, {_flops(cost['teacher_flops'])}FLOPs).",
+    ]
+    if cost["scratch_is_lower_bound"]:
+        lines.append("Where scratch never reached SWS's accuracy, its whole run is counted: a lower bound.")
+    lines += [
+        "",
+        "| depth | SWS final top-1 | scratch epochs to reach it | scratch FLOPs counted |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in cost["per_depth"]:
+        reached = row["scratch_epochs"] if row["scratch_epochs"] else "not reached"
+        lines.append(f"| {row['depth']} | {row['target_top1']:.2f} | {reached} | {_flops(row['scratch_flops'])} |")
+    return lines
+
+
+# -- plots -------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_top1_vs_epoch(results: dict[str, Any], path: str | Path) -> Path:
+    """One panel per depth: top-1 against epoch for every method."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    depths = results["meta"]["depths"]
+    columns = min(4, len(depths))
+    rows = (len(depths) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
+    for axis, depth in zip(axes.flat, depths, strict=False):
+        for method in results["meta"]["methods"]:
+            record = _records(results, method).get(depth)
+            if record:
+                epochs = range(1, len(record["top1"]) + 1)
+                axis.plot(
+                    epochs,
+                    record["top1"],
+                    marker="o",
+                    color=METHOD_STYLES.get(method),
+                    label=METHOD_LABELS.get(method, method),
+                )
+        axis.set_title(f"Des-Net, {depth} layers")
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(depths) :]:
+        axis.axis("off")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("top-1 (%)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    figure.suptitle(f"Top-1 against epoch ({results['meta']['data_set']})")
+    figure.tight_layout(rect=(0, 0.08, 1, 0.95))
+    return _save(figure, path, plt)
+
+
+def plot_top1_vs_params(results: dict[str, Any], path: str | Path) -> Path:
+    """Final top-1 against parameter count, one line per method, points labelled by depth."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method in results["meta"]["methods"]:
+        records = sorted(_records(results, method).values(), key=lambda r: r["params"])
+        if not records:
+            continue
+        x = [r["params"] / 1e6 for r in records]
+        y = [r["top1"][-1] for r in records]
+        axis.plot(x, y, marker="o", color=METHOD_STYLES.get(method), label=METHOD_LABELS.get(method, method))
+        for record, xi, yi in zip(records, x, y, strict=True):
+            axis.annotate(f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axis.set_xlabel("parameters (millions)")
+    axis.set_ylabel(f"top-1 after {results['meta']['des_net_epochs']} epochs (%)")
+    axis.set_title(f"Final top-1 against size ({results['meta']['data_set']})")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return _save(figure, path, plt)
+
+
+def _save(figure: Any, path: str | Path, plt: Any) -> Path:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def results_without_timings(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` minus wall-clock seconds: what must be identical between two runs with one seed."""
+    import copy
+
+    clean = copy.deepcopy(results)
+    for record in clean["records"]:
+        record.pop("seconds", None)
+    for source in clean["sources"].values():
+        source.pop("seconds", None)
+    return clean
+
+
+__all__: Sequence[str] = [
+    "render_report",
+    "results_without_timings",
+    "sws_versus_scratch",
+    "training_cost",
+    "write_report",
+]

@@ -1,0 +1,135 @@
+"""The configuration of ``sws pipeline`` and ``sws compare``: one YAML file, every value settable on
+the command line.
+
+A config names the data, the depths and methods to compare, and the ``sws train`` flags of each
+step (teacher, Aux-Net, Des-Nets). Packaged configs are found by name (``--config mnist5k``, the
+default, or ``--config paper_imagenet``); any YAML path works too. ``--set aux.train.epochs=10``
+changes one value; the common ones have their own flags (``--data-path``, ``--output_dir``, ...).
+
+See ``src/sws/configs/mnist5k.yaml`` for every key, with comments.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sws.errors import ConfigError
+
+DEFAULT_CONFIG = "mnist5k"
+
+# Des-Net initializations a study can compare (see sws.initialization).
+METHODS = ("sws", "tleg", "select", "inherit", "scratch")
+
+TOP_LEVEL_KEYS = {
+    "data_set",
+    "data_path",
+    "input_size",
+    "output_dir",
+    "seed",
+    "device",
+    "depths",
+    "methods",
+    "train",
+    "teacher",
+    "aux",
+    "des_net",
+    "tleg",
+    "ancestry",
+}
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("sws.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """A packaged config by name, or a YAML file by path."""
+    name_or_path = name_or_path or DEFAULT_CONFIG
+    path = Path(name_or_path)
+    if path.is_file():
+        text = path.read_text()
+    elif str(name_or_path) in packaged_configs():
+        text = (resources.files("sws.configs") / f"{name_or_path}.yaml").read_text()
+    else:
+        raise ConfigError(f"no config file {name_or_path}; give a YAML path or one of {packaged_configs()}")
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {name_or_path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    validate_config(config, str(name_or_path))
+    return config
+
+
+def validate_config(config: dict[str, Any], where: str = "the config") -> None:
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where} must be a YAML mapping")
+    unknown = sorted(set(config) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}; known: {sorted(TOP_LEVEL_KEYS)}")
+    for method in config.get("methods", []):
+        if method not in METHODS:
+            raise ConfigError(f"{where} lists unknown method {method!r}; choose from {list(METHODS)}")
+    depths = config.get("depths", [])
+    if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
+        raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
+
+
+def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
+    """``["aux.train.epochs=10", "depths=[6,12]"]``: values are read as YAML."""
+    config = copy.deepcopy(config)
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set takes key=value (for example aux.train.epochs=10), not {assignment!r}")
+        dotted, raw = assignment.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = config
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: {key} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    validate_config(config, "the config after --set")
+    return config
+
+
+def train_flags(*sections: dict[str, Any] | None) -> list[str]:
+    """``sws train`` arguments from flag mappings (later sections win): ``{'lr': 0.001,
+    'unscale-lr': True}`` becomes ``['--lr', '0.001', '--unscale-lr']``; names are checked against
+    ``sws train``'s flags."""
+    from sws.train_config import build_parser
+
+    parser = build_parser()
+    options = {option: action for action in parser._actions for option in action.option_strings}
+    merged: dict[str, Any] = {}
+    for section in sections:
+        for key, value in (section or {}).items():
+            merged[_flag_name(key, options)] = value
+    argv: list[str] = []
+    for flag, value in merged.items():
+        action = options[flag]
+        if action.nargs == 0:  # store_true / store_false
+            if value:
+                argv.append(flag)
+        elif value is None:
+            continue
+        elif isinstance(value, dict):
+            argv += [flag, *(f"{k}={v}" for k, v in value.items())]
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _flag_name(key: str, options: dict[str, Any]) -> str:
+    for candidate in (f"--{key}", f"--{key.replace('_', '-')}"):
+        if candidate in options:
+            return candidate
+    raise ConfigError(f"the config sets unknown sws train flag {key!r}; see `sws train --help`")
