@@ -289,6 +289,10 @@ def _pyplot():
 
 def plot_top1_vs_epoch(results: dict[str, Any], path: str | Path) -> Path:
     """One panel per depth: top-1 against epoch for every method."""
+    return _save(epoch_figure(results), path)
+
+
+def epoch_figure(results: dict[str, Any]) -> Any:
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -320,11 +324,15 @@ def plot_top1_vs_epoch(results: dict[str, Any], path: str | Path) -> Path:
     figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     figure.suptitle(f"Top-1 against epoch ({results['meta']['data_set']})")
     figure.tight_layout(rect=(0, 0.08, 1, 0.95))
-    return _save(figure, path, plt)
+    return figure
 
 
 def plot_top1_vs_params(results: dict[str, Any], path: str | Path) -> Path:
     """Final top-1 against parameter count, one line per method, points labelled by depth."""
+    return _save(params_figure(results), path)
+
+
+def params_figure(results: dict[str, Any]) -> Any:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for method in results["meta"]["methods"]:
@@ -342,13 +350,13 @@ def plot_top1_vs_params(results: dict[str, Any], path: str | Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    return _save(figure, path, plt)
+    return figure
 
 
-def _save(figure: Any, path: str | Path, plt: Any) -> Path:
+def _save(figure: Any, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
+    _pyplot().close(figure)
     return Path(path)
 
 

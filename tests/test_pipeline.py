@@ -1,0 +1,143 @@
+"""sws pipeline and sws compare on a very small study: steps skip when done and resume when
+interrupted; the same seed gives the same results; every method lands in one report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sws.cli import main
+from sws.report import results_without_timings
+
+TINY = [
+    "--set", "input_size=16",
+    "--set", "train.batch-size=16",
+    "--set", "train.print-freq=1",
+    "--set", "teacher.train.epochs=1",
+    "--set", "aux.layout=1,1",
+    "--set", "aux.model_kwargs={embed_dim: 16, num_heads: 2, patch_size: 4}",
+    "--set", "aux.train.epochs=1",
+    "--set", "des_net.epochs=2",
+    "--set", "tleg.depth=2",
+    "--set", "ancestry.depth=2",
+    "--set", "des_net.methods.inherit={lr: 0.001, inherit-layers: 1}",
+    "--depths", "1,2",
+    "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(image_folder, tmp_path_factory):
+    run = tmp_path_factory.mktemp("pipeline") / "run"
+    assert main(["pipeline", "--data-path", str(image_folder), "--output_dir", str(run), *TINY]) == 0
+    return run
+
+
+def test_pipeline_writes_every_step_and_the_report(tiny_run) -> None:
+    for path in (
+        "teacher/summary.json",
+        "aux/summary.json",
+        "learngene.safetensors",
+        "pipeline.yaml",
+        "desnets/sws_d1/summary.json",
+        "desnets/scratch_d2/summary.json",
+        "report.md",
+        "results.json",
+        "top1_vs_epoch.png",
+        "top1_vs_params.png",
+    ):
+        assert (tiny_run / path).exists(), path
+    results = json.loads((tiny_run / "results.json").read_text())
+    assert {(r["depth"], r["method"]) for r in results["records"]} == {
+        (1, "sws"),
+        (1, "scratch"),
+        (2, "sws"),
+        (2, "scratch"),
+    }
+    for record in results["records"]:
+        assert len(record["top1"]) == 2 and record["params"] > 0 and record["flops"] > 0 and record["images"] == 192
+    assert results["sources"]["aux"]["model"] == "aux_net"
+    assert results["stored_params"]["sws"] > 0
+
+
+def test_a_second_run_skips_every_step(tiny_run, image_folder, capsys) -> None:
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("checkpoint.pth")}
+    results_before = json.loads((tiny_run / "results.json").read_text())
+    assert main(["pipeline", "--data-path", str(image_folder), "--output_dir", str(tiny_run), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done, skipped") == 7  # teacher, aux, learngene, 4 Des-Nets
+    assert "sws train:" not in out
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("checkpoint.pth")} == before
+    assert json.loads((tiny_run / "results.json").read_text()) == results_before
+
+
+def test_an_interrupted_step_resumes_from_its_checkpoint(tiny_run, image_folder, capsys) -> None:
+    (tiny_run / "desnets" / "sws_d2" / "summary.json").unlink()  # as if killed before finishing
+    (tiny_run / "learngene.safetensors").unlink()
+    assert main(["pipeline", "--data-path", str(image_folder), "--output_dir", str(tiny_run), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "Des-Net depth 2, sws: resuming from" in out
+    assert "extract the learngene ->" in out
+    assert out.count("done, skipped") == 5
+    summary = json.loads((tiny_run / "desnets" / "sws_d2" / "summary.json").read_text())
+    assert summary["epochs"] == 2
+
+
+def test_compare_twice_with_one_seed_gives_identical_results(tiny_run, tmp_path) -> None:
+    outputs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        assert (
+            main(
+                [
+                    "compare",
+                    "--run-dir",
+                    str(tiny_run),
+                    "--output_dir",
+                    str(out),
+                    "--methods",
+                    "sws,scratch",
+                    "--depths",
+                    "2",
+                    "--epochs",
+                    "2",
+                ]
+            )
+            == 0
+        )
+        outputs.append(out)
+    a, b = (json.loads((o / "results.json").read_text()) for o in outputs)
+    assert results_without_timings(a) == results_without_timings(b)
+    tables = [(o / "report.md").read_text().split("## Wall time")[0] for o in outputs]
+    assert tables[0] == tables[1]
+
+
+def test_compare_reports_all_four_methods(tiny_run, tmp_path) -> None:
+    out = tmp_path / "four"
+    assert (
+        main(
+            [
+                "compare",
+                "--run-dir",
+                str(tiny_run),
+                "--output_dir",
+                str(out),
+                "--methods",
+                "sws,tleg,select,scratch",
+                "--depths",
+                "1,2",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert {r["method"] for r in results["records"]} == {"sws", "tleg", "select", "scratch"}
+    assert set(results["stored_params"]) == {"sws", "tleg", "select", "scratch"}
+    assert (tiny_run / "tleg_aux" / "learngene.safetensors").is_file()
+    assert (tiny_run / "ancestry" / "checkpoint.pth").is_file()
+    report = (out / "report.md").read_text()
+    for label in ("SWS (learngene)", "TLEG (linear expansion)", "layer selection", "from scratch"):
+        assert label in report
