@@ -235,6 +235,7 @@ class AugmentConfig:
     recount: int = 1
     hflip: float = 0.5
     eval_crop_ratio: float = 0.875
+    crop_padding: int | None = None  # small images: random-crop padding; None = size / 8 (DeiT: 4 px at 32 px)
 
 
 def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Callable:
@@ -256,7 +257,8 @@ def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Ca
             re_count=aug.recount,
         )
         if small:  # DeiT: no random-resized crop for tiny images, a padded random crop (4 px at 32 px)
-            crop: list[Callable] = [transforms.RandomCrop(aug.input_size, padding=max(1, round(aug.input_size / 8)))]
+            padding = max(1, round(aug.input_size / 8)) if aug.crop_padding is None else aug.crop_padding
+            crop: list[Callable] = [transforms.RandomCrop(aug.input_size, padding=padding)] if padding else []
             if spec.native_size != aug.input_size:
                 crop.insert(0, transforms.Resize(aug.input_size, interpolation=transforms.InterpolationMode.BICUBIC))
             transform.transforms[0:1] = crop

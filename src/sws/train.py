@@ -146,6 +146,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
         recount=args.recount,
         hflip=spec.hflip if args.hflip is None else args.hflip,
         eval_crop_ratio=args.eval_crop_ratio,
+        crop_padding=args.crop_pad,
     )
     train_set.transform = build_transform(True, spec, aug)
     val_set.transform = build_transform(False, spec, aug)

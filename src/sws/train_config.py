@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mixup-switch-prob", type=float, default=0.5)
     g.add_argument("--mixup-mode", default="batch")
     g.add_argument("--eval-crop-ratio", type=float, default=0.875)
+    g.add_argument(
+        "--crop-pad",
+        type=int,
+        default=None,
+        help="images of 32 px or less: padding of the random crop (default size/8; 0: no crop)",
+    )
 
     g = p.add_argument_group("distillation")
     g.add_argument("--teacher-model", default="", help="teacher (timm name), e.g. levit_384")
