@@ -55,6 +55,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sws.checkpoint import BEST_NAME, LAST_NAME, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from sws.data import (
     AugmentConfig,
+    DataSpec,
     ShardSampler,
     batch_to_device,
     build_datasets,
@@ -82,6 +83,31 @@ class TrainResult:
     summary: dict[str, Any]
     output_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    train_sampler: Any
+    spec: DataSpec
+    input_size: int
+
+
+@dataclass
+class Optimization:
+    """Everything that changes the weights, in one place: the loop reads it, checkpoints save it."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    criterion: DistillationLoss
+    mixup: Mixup | None
+    ema: ModelEmaV3 | None
+    amp_dtype: torch.dtype | None
+    lr: float
+    global_batch: int
+    updates_per_epoch: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,16 +150,9 @@ def model_spec(
     return args.model, kwargs
 
 
-def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
-    device = processes.device
-    seed_everything(args.seed + processes.rank)
-    output_dir = Path(args.output_dir) if args.output_dir else None
-    writes_files = processes.is_main and output_dir is not None
-    if writes_files:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    say = print if processes.is_main else (lambda *a, **k: None)
-
-    # ---- data -------------------------------------------------------------------------------
+def build_data(args: argparse.Namespace, processes: Processes) -> Data:
+    """Data sets, DeiT's transforms and the loaders (training sharded across processes; evaluation
+    sharded without repeats)."""
     train_set, val_set, spec = build_datasets(args.data_set, args.data_path, num_classes=args.num_classes)
     input_size = args.input_size or spec.native_size or 224
     aug = AugmentConfig(
@@ -153,56 +172,40 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
     check_not_empty(train_set, "training", args.batch_size, processes.world_size, drop_last=not args.eval)
     check_not_empty(val_set, "validation", 1, 1, drop_last=False)
     workers = min(args.num_workers, os.cpu_count() or 1)
-    train_sampler = build_train_sampler(train_set, processes.world_size, processes.rank, args.seed, args.repeated_aug)
-    train_loader = build_loader(
-        train_set,
-        train_sampler,
-        args.batch_size,
-        workers,
-        drop_last=True,
-        pin_memory=args.pin_mem and device.type == "cuda",
-    )
-    val_loader = build_loader(
-        val_set,
-        ShardSampler(len(val_set), processes.world_size, processes.rank),
-        int(1.5 * args.batch_size),
-        workers,
-        drop_last=False,
-        pin_memory=args.pin_mem and device.type == "cuda",
-    )
+    pin = args.pin_mem and processes.device.type == "cuda"
+    sampler = build_train_sampler(train_set, processes.world_size, processes.rank, args.seed, args.repeated_aug)
+    train_loader = build_loader(train_set, sampler, args.batch_size, workers, drop_last=True, pin_memory=pin)
+    shards = ShardSampler(len(val_set), processes.world_size, processes.rank)
+    val_loader = build_loader(val_set, shards, int(1.5 * args.batch_size), workers, drop_last=False, pin_memory=pin)
+    return Data(train_loader, val_loader, sampler, spec, input_size)
 
-    # ---- model, initialization and teacher --------------------------------------------------
-    name, model_kwargs = model_spec(args, spec.num_classes, spec.in_chans, input_size)
-    model = create_model(name, drop_rate=args.drop, drop_path_rate=args.drop_path, **model_kwargs)
-    init_record = initialize_model(
-        model,
-        method=args.init,
-        load_gene=args.load_gene or None,
-        layers_source=args.layers_source,
-        ancestry=args.ancestry or None,
-        inherit_layers=args.inherit_layers,
-        finetune=args.finetune or None,
-    )
-    model.to(device)
-    teacher = None
-    if args.distillation_type != "none":
-        teacher = load_teacher(
-            args.teacher_model,
-            args.teacher_path or None,
-            spec.num_classes,
-            spec.in_chans,
-            dict(args.teacher_model_kwargs),
-            img_size=input_size,
-        ).to(device)
 
-    # ---- optimization: timm's AdamW, cosine schedule, mixup, EMA ------------------------------
+def build_teacher(args: argparse.Namespace, data: Data, device: torch.device) -> nn.Module | None:
+    if args.distillation_type == "none":
+        return None
+    teacher = load_teacher(
+        args.teacher_model,
+        args.teacher_path or None,
+        data.spec.num_classes,
+        data.spec.in_chans,
+        dict(args.teacher_model_kwargs),
+        img_size=data.input_size,
+    )
+    return teacher.to(device)
+
+
+def build_optimization(
+    args: argparse.Namespace, model: nn.Module, teacher: nn.Module | None, data: Data, processes: Processes
+) -> Optimization:
+    """timm's optimizer (AdamW by default, no decay on norms, biases and pos_embed), its schedule
+    (cosine with warmup), mixup and cutmix, the loss with distillation, EMA and autocast."""
     global_batch = args.batch_size * processes.world_size * args.accumulation_step
     lr = args.lr if args.unscale_lr else args.lr * global_batch / 512.0
     optimizer_args: dict[str, Any] = {"eps": args.opt_eps, "momentum": args.momentum}
     if args.opt_betas:
         optimizer_args["betas"] = tuple(args.opt_betas)
     optimizer = create_optimizer_v2(model, opt=args.opt, lr=lr, weight_decay=args.weight_decay, **optimizer_args)
-    updates_per_epoch = math.ceil(len(train_loader) / args.accumulation_step)
+    updates_per_epoch = math.ceil(len(data.train_loader) / args.accumulation_step)
     scheduler, _ = create_scheduler_v2(
         optimizer,
         sched=args.sched,
@@ -216,8 +219,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
         step_on_epochs=not args.sched_on_updates,
         updates_per_epoch=updates_per_epoch,
     )
-    amp_dtype = _amp_dtype(args.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    amp_dtype = _amp_dtype(args.amp, processes.device)
     mixup = None
     if args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None:
         if args.batch_size % 2:
@@ -232,7 +234,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
             switch_prob=args.mixup_switch_prob,
             mode=args.mixup_mode,
             label_smoothing=args.smoothing,
-            num_classes=spec.num_classes,
+            num_classes=data.spec.num_classes,
         )
     if mixup is not None:
         base_criterion: nn.Module = SoftTargetCrossEntropy()
@@ -240,95 +242,116 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
         base_criterion = LabelSmoothingCrossEntropy(smoothing=args.smoothing)
     else:
         base_criterion = nn.CrossEntropyLoss()
-    criterion = DistillationLoss(
-        base_criterion, teacher, args.distillation_type, args.distillation_alpha, args.distillation_tau
+    return Optimization(
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(processes.device.type, enabled=amp_dtype == torch.float16),
+        criterion=DistillationLoss(
+            base_criterion, teacher, args.distillation_type, args.distillation_alpha, args.distillation_tau
+        ),
+        mixup=mixup,
+        ema=create_model_ema(model, args.model_ema_decay) if args.model_ema else None,
+        amp_dtype=amp_dtype,
+        lr=lr,
+        global_batch=global_batch,
+        updates_per_epoch=updates_per_epoch,
     )
-    ema = create_model_ema(model, args.model_ema_decay) if args.model_ema else None
 
-    # ---- resume -------------------------------------------------------------------------------
+
+def resume(
+    path: Path, model: nn.Module, opt: Optimization, args: argparse.Namespace, processes: Processes
+) -> tuple[int, list[dict[str, Any]], float | None]:
+    """Restore a run from its checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
+    Returns the next epoch, the epoch records so far and the best top-1."""
+    checkpoint = load_checkpoint(path)
+    model.load_state_dict(checkpoint["model"])
+    if args.eval:
+        return 0, [], None
+    opt.optimizer.load_state_dict(checkpoint["optimizer"])
+    opt.scheduler.load_state_dict(checkpoint["lr_scheduler"])
+    if opt.ema is not None and checkpoint.get("model_ema"):
+        opt.ema.module.load_state_dict(checkpoint["model_ema"])
+    if checkpoint.get("scaler"):
+        opt.scaler.load_state_dict(checkpoint["scaler"])
+    start_epoch = int(checkpoint["epoch"]) + 1
+    if "rng" in checkpoint and processes.world_size == 1:  # one process saves one random state
+        restore_rng_state(checkpoint["rng"])
+    if args.sched_on_updates:
+        opt.scheduler.step_update(start_epoch * opt.updates_per_epoch)
+    else:
+        opt.scheduler.step(start_epoch)
+    return start_epoch, list(checkpoint.get("history", [])), checkpoint.get("best_top1")
+
+
+def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
+    device = processes.device
+    seed_everything(args.seed + processes.rank)
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    writes_files = processes.is_main and output_dir is not None
+    if writes_files:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    say = print if processes.is_main else (lambda *a, **k: None)
+
+    data = build_data(args, processes)
+    name, model_kwargs = model_spec(args, data.spec.num_classes, data.spec.in_chans, data.input_size)
+    model = create_model(name, drop_rate=args.drop, drop_path_rate=args.drop_path, **model_kwargs)
+    init_record = initialize_model(
+        model,
+        method=args.init,
+        load_gene=args.load_gene or None,
+        layers_source=args.layers_source,
+        ancestry=args.ancestry or None,
+        inherit_layers=args.inherit_layers,
+        finetune=args.finetune or None,
+    )
+    model.to(device)
+    teacher = build_teacher(args, data, device)
+    opt = build_optimization(args, model, teacher, data, processes)
+
     run_log = RunLog(output_dir, processes.is_main, args.tensorboard)
     start_epoch, history, best_top1 = 0, [], None
     resume_path = _resume_path(args, output_dir)
     if resume_path is not None:
-        checkpoint = load_checkpoint(resume_path)
-        model.load_state_dict(checkpoint["model"])
-        if args.eval:
-            say(f"evaluating {resume_path} (epoch {checkpoint.get('epoch', -1) + 1})")
-        else:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["lr_scheduler"])
-            if ema is not None and checkpoint.get("model_ema"):
-                ema.module.load_state_dict(checkpoint["model_ema"])
-            if checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            start_epoch = int(checkpoint["epoch"]) + 1
-            history = list(checkpoint.get("history", []))
-            best_top1 = checkpoint.get("best_top1")
-            if "rng" in checkpoint and processes.world_size == 1:
-                restore_rng_state(checkpoint["rng"])
-            if args.sched_on_updates:
-                scheduler.step_update(start_epoch * updates_per_epoch)
-            else:
-                scheduler.step(start_epoch)
-            run_log.rewrite(history)
+        start_epoch, history, best_top1 = resume(resume_path, model, opt, args, processes)
+        if not args.eval:
+            run_log.rewrite(history)  # every epoch exactly once, whatever the log held at the crash
             say(f"resumed from {resume_path}: epoch {start_epoch} of {args.epochs}")
 
-    train_model: nn.Module = model
-    if args.compile:
-        train_model = torch.compile(model)
+    train_model: nn.Module = torch.compile(model) if args.compile else model
     if processes.distributed:
         train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
 
     params = sum(p.numel() for p in model.parameters())
     say(
-        f"sws train: {name} ({params / 1e6:.2f}M params, init {init_record['method']}) on {spec.name} "
-        f"({len(train_set)} train / {len(val_set)} val, {input_size}px), {processes.world_size} process(es) on "
-        f"{device}, global batch {global_batch}, lr {lr:.2e}"
+        f"sws train: {name} ({params / 1e6:.2f}M params, init {init_record['method']}) on {data.spec.name} "
+        f"({len(data.train_loader.dataset)} train / {len(data.val_loader.dataset)} val, {data.input_size}px), "
+        f"{processes.world_size} process(es) on {device}, global batch {opt.global_batch}, lr {opt.lr:.2e}"
     )
-
     if args.eval:
-        stats = evaluate(model, val_loader, device, amp_dtype, processes)
+        stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
         say(
             f"eval: top-1 {stats['top1']:.2f}%  top-5 {stats['top5']:.2f}%  loss {stats['loss']:.4f}  "
             f"{stats['images_per_sec']:.0f} img/s"
         )
         return TrainResult(model, history, {"eval": stats}, output_dir)
-
     if writes_files:
         write_text_atomic(output_dir / "args.yaml", yaml.safe_dump(_plain_args(args), sort_keys=False))
 
-    # ---- the loop -----------------------------------------------------------------------------
-    run_start = time.perf_counter()
+    # ---- the loop: train an epoch, evaluate, checkpoint, log -------------------------------------
     for epoch in range(start_epoch, args.epochs):
-        if hasattr(train_sampler, "set_epoch"):
-            train_sampler.set_epoch(epoch)
+        if hasattr(data.train_sampler, "set_epoch"):
+            data.train_sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
-        train_stats = train_one_epoch(
-            train_model,
-            criterion,
-            train_loader,
-            optimizer,
-            scheduler,
-            scaler,
-            ema,
-            mixup,
-            device,
-            amp_dtype,
-            epoch,
-            args,
-            processes,
-            updates_per_epoch,
-        )
-        eval_stats = evaluate(model, val_loader, device, amp_dtype, processes)
+        train_stats = train_one_epoch(train_model, data.train_loader, opt, epoch, args, processes)
+        eval_stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
         record: dict[str, Any] = {
             "epoch": epoch,
             **{f"train_{k}": v for k, v in train_stats.items()},
             **{f"eval_{k}": v for k, v in eval_stats.items()},
         }
-        if ema is not None and args.model_ema_eval:
-            record.update(
-                {f"ema_{k}": v for k, v in evaluate(ema.module, val_loader, device, amp_dtype, processes).items()}
-            )
+        if opt.ema is not None and args.model_ema_eval:
+            ema_stats = evaluate(opt.ema.module, data.val_loader, device, opt.amp_dtype, processes)
+            record.update({f"ema_{k}": v for k, v in ema_stats.items()})
         record["epoch_seconds"] = time.perf_counter() - epoch_start
         record["peak_memory_mb"] = _peak_memory_mb(device)
         history.append(record)
@@ -337,10 +360,10 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
         if writes_files:
             state = {
                 "model": model.state_dict(),
-                "model_ema": ema.module.state_dict() if ema is not None else None,
-                "optimizer": optimizer.state_dict(),
-                "lr_scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "model_ema": opt.ema.module.state_dict() if opt.ema is not None else None,
+                "optimizer": opt.optimizer.state_dict(),
+                "lr_scheduler": opt.scheduler.state_dict(),
+                "scaler": opt.scaler.state_dict() if opt.scaler.is_enabled() else None,
                 "epoch": epoch,
                 "model_name": name,
                 "model_kwargs": model_kwargs,
@@ -363,95 +386,80 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
     barrier(processes)
     run_log.close()
 
-    summary = _summary(
-        name, model, teacher, history, best_top1, init_record, args, spec, input_size, time.perf_counter() - run_start
-    )
+    summary = _summary(name, model, teacher, history, best_top1, init_record, args, data)
     if writes_files:
-        _save_final_artifacts(model, output_dir, spec, args, init_record)
+        _save_final_artifacts(model, output_dir, data.spec, args, init_record)
         write_json_atomic(output_dir / "summary.json", summary)
     if history:
-        last = history[-1]
         say(
-            f"done: {len(history)} epochs, final top-1 {last['eval_top1']:.2f}%, best {best_top1:.2f}%"
+            f"done: {len(history)} epochs, final top-1 {history[-1]['eval_top1']:.2f}%, best {best_top1:.2f}%"
             + (f"; outputs in {output_dir}" if output_dir else "")
         )
-    return TrainResult(
-        model,
-        history,
-        summary,
-        output_dir,
-        extra={"optimizer": optimizer, "teacher": teacher, "criterion": criterion, "ema": ema},
-    )
+    extra = {"optimizer": opt.optimizer, "teacher": teacher, "criterion": opt.criterion, "ema": opt.ema}
+    return TrainResult(model, history, summary, output_dir, extra=extra)
 
 
 def train_one_epoch(
     model: nn.Module,
-    criterion: DistillationLoss,
     loader: torch.utils.data.DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
-    ema: ModelEmaV3 | None,
-    mixup: Mixup | None,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
+    opt: Optimization,
     epoch: int,
     args: argparse.Namespace,
     processes: Processes,
-    updates_per_epoch: int,
 ) -> dict[str, float]:
     """One pass over the training data. Every ``args.accumulation_step`` micro-batches make one
     optimizer step whose gradient is the mean over all of them (the same update as one step on the
     larger batch)."""
     model.train()
+    device = processes.device
     steps = len(loader)
     accumulation = args.accumulation_step
     progress = EpochProgress(steps, f"epoch {epoch + 1}/{args.epochs}", processes.is_main, lines=args.print_freq or 10)
     loss_sum, images_seen, start = 0.0, 0, time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
+    opt.optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(loader):
         images, targets = batch_to_device(batch, device)
-        if mixup is not None:
-            images, targets = mixup(images, targets)
+        if opt.mixup is not None:
+            images, targets = opt.mixup(images, targets)
         group_start = step - step % accumulation
         group_size = min(accumulation, steps - group_start)  # the last group may be shorter
         last_in_group = step == group_start + group_size - 1
         # DDP averages gradients only on the last micro-batch of a group
         sync = contextlib.nullcontext() if last_in_group or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
                 outputs = model(images)
-                loss = criterion(images, outputs, targets)
+                loss = opt.criterion(images, outputs, targets)
             if not all_finite(loss, processes):
                 raise TrainingError(
                     f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopped without "
                     "saving, so the last good checkpoint is intact: lower --lr, set --clip-grad, or use --amp none, "
                     "then --resume"
                 )
-            scaler.scale(loss / group_size).backward()
+            opt.scaler.scale(loss / group_size).backward()
         if last_in_group:
             if args.clip_grad is not None:
-                scaler.unscale_(optimizer)
+                opt.scaler.unscale_(opt.optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(_unwrap(model))
+            opt.scaler.step(opt.optimizer)
+            opt.scaler.update()
+            opt.optimizer.zero_grad(set_to_none=True)
+            if opt.ema is not None:
+                opt.ema.update(_unwrap(model))
             if args.sched_on_updates:
-                scheduler.step_update(epoch * updates_per_epoch + step // accumulation + 1)
+                opt.scheduler.step_update(epoch * opt.updates_per_epoch + step // accumulation + 1)
         loss_value = loss.item()
         loss_sum += loss_value * images.shape[0]
         images_seen += images.shape[0]
-        progress.update(loss_value, optimizer.param_groups[0]["lr"], images.shape[0])
+        progress.update(loss_value, opt.optimizer.param_groups[0]["lr"], images.shape[0])
     progress.close()
     if not args.sched_on_updates:
-        scheduler.step(epoch + 1)
+        opt.scheduler.step(epoch + 1)
     seconds = time.perf_counter() - start
     loss_total, images_total = all_reduce_sum([loss_sum, float(images_seen)], processes)
     return {
         "loss": loss_total / max(images_total, 1),
-        "lr": optimizer.param_groups[0]["lr"],
+        "lr": opt.optimizer.param_groups[0]["lr"],
         "images": int(images_total),
         "images_per_sec": images_total / max(seconds, 1e-9),
         "seconds": seconds,
@@ -537,13 +545,11 @@ def _summary(
     best_top1: float | None,
     init_record: dict[str, Any],
     args: argparse.Namespace,
-    spec: Any,
-    input_size: int,
-    seconds: float,
+    data: Data,
 ) -> dict[str, Any]:
     from sws.cost import forward_flops, training_flops
 
-    sample = (1, spec.in_chans, input_size, input_size)
+    sample = (1, data.spec.in_chans, data.input_size, data.input_size)
     student_flops = forward_flops(_unwrap(model), sample)
     teacher_flops = forward_flops(teacher, sample) if teacher is not None else 0
     images = sum(r["train_images"] for r in history)
@@ -551,13 +557,13 @@ def _summary(
         "model": name,
         "params": sum(p.numel() for p in model.parameters()),
         "init": init_record,
-        "data_set": spec.name,
+        "data_set": data.spec.name,
         "epochs": len(history),
         "train_images": images,
         "forward_flops_per_image": student_flops,
         "teacher_forward_flops_per_image": teacher_flops,
         "train_flops": training_flops(student_flops, images, teacher_flops),
-        "train_seconds": seconds,
+        "train_seconds": sum(r["epoch_seconds"] for r in history),  # resumed runs included
         "top1": [r["eval_top1"] for r in history],
         "final_top1": history[-1]["eval_top1"] if history else None,
         "best_top1": best_top1,
