@@ -22,6 +22,7 @@ TINY = [
     "--set", "tleg.depth=2",
     "--set", "ancestry.depth=2",
     "--set", "des_net.methods.inherit={lr: 0.001, inherit-layers: 1}",
+    "--set", "cost={depths: [1], epochs: 3}",
     "--depths", "1,2",
     "--device", "cpu",
 ]  # fmt: skip
@@ -59,6 +60,11 @@ def test_pipeline_writes_every_step_and_the_report(tiny_run) -> None:
         assert len(record["top1"]) == 2 and record["params"] > 0 and record["flops"] > 0 and record["images"] == 192
     assert results["sources"]["aux"]["model"] == "aux_net"
     assert results["stored_params"]["sws"] > 0
+    # the longer scratch run that the training-cost comparison reads
+    (long_run,) = results["scratch_to_match"]
+    assert long_run["depth"] == 1 and long_run["method"] == "scratch" and len(long_run["top1"]) == 3
+    assert (tiny_run / "desnets" / "scratch_3ep_d1" / "summary.json").is_file()
+    assert "## Training cost for the same accuracy" in (tiny_run / "report.md").read_text()
 
 
 def test_a_second_run_skips_every_step(tiny_run, image_folder, capsys) -> None:
@@ -66,7 +72,7 @@ def test_a_second_run_skips_every_step(tiny_run, image_folder, capsys) -> None:
     results_before = json.loads((tiny_run / "results.json").read_text())
     assert main(["pipeline", "--data-path", str(image_folder), "--output_dir", str(tiny_run), *TINY]) == 0
     out = capsys.readouterr().out
-    assert out.count("done, skipped") == 7  # teacher, aux, learngene, 4 Des-Nets
+    assert out.count("done, skipped") == 8  # teacher, aux, learngene, 4 Des-Nets, 1 longer scratch run
     assert "sws train:" not in out
     assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("checkpoint.pth")} == before
     assert json.loads((tiny_run / "results.json").read_text()) == results_before
@@ -79,7 +85,7 @@ def test_an_interrupted_step_resumes_from_its_checkpoint(tiny_run, image_folder,
     out = capsys.readouterr().out
     assert "Des-Net depth 2, sws: resuming from" in out
     assert "extract the learngene ->" in out
-    assert out.count("done, skipped") == 5
+    assert out.count("done, skipped") == 6
     summary = json.loads((tiny_run / "desnets" / "sws_d2" / "summary.json").read_text())
     assert summary["epochs"] == 2
 

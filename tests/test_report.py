@@ -91,6 +91,34 @@ def test_training_cost_counts_scratch_until_it_matches(results) -> None:
     assert cost["ratio"] == pytest.approx(3e12 / 13e12)
 
 
+def test_longer_scratch_runs_give_the_epochs_to_match_and_break_even(results) -> None:
+    curve = [40.0, 60.0, 80.0, 88.0, 90.0, 91.5, 92.0, 93.0, 94.0, 94.5]
+    results["scratch_to_match"] = [
+        {
+            "depth": 4,
+            "method": "scratch",
+            "params": 90000,
+            "top1": curve,
+            "images": 40000,
+            "flops": 10e12,
+            "seconds": 40.0,
+            "init": {},
+        }
+    ]
+    cost = training_cost(results)
+    depth4 = cost["per_depth"][0]
+    assert depth4["scratch_epochs"] == 6 and depth4["scratch_epochs_run"] == 10
+    assert depth4["scratch_flops"] == pytest.approx(6e12)
+    assert cost["scratch_is_lower_bound"] is False
+    # scratch: 6e12 (depth 4) + 2e12 (depth 8); SWS: 1e13 + 1e12 + 2e12
+    assert cost["ratio"] == pytest.approx(8e12 / 13e12)
+    # each depth saves (8e12 - 3e12) / 2 = 2.5e12, so the 1e13 Aux-Net pays off from 4 sizes on
+    assert cost["break_even_depths"] == pytest.approx(4.0)
+    text = render_report(results)
+    assert "| 4 | 91.00 | 1.00 T | 6 of 10 | 6.00 T |" in text
+    assert "from about **4.0 Des-Net sizes**" in text
+
+
 def test_report_tables_hold_the_numbers(results) -> None:
     text = render_report(results)
     assert "| 4 | SWS (learngene) | 90,000 | 88.00 | 91.00 | 12,000 | 1.00 T |" in text

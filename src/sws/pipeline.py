@@ -156,7 +156,9 @@ class Study:
     def ancestry_path(self) -> Path:
         return Path(self.sources.get("ancestry") or self.run_dir / "ancestry" / "checkpoint.pth")
 
-    def des_net_step(self, method: str, depth: int) -> TrainStep:
+    def des_net_step(self, method: str, depth: int, epochs: int | None = None) -> TrainStep:
+        """A Des-Net of ``depth`` layers initialized by ``method`` and trained with the Des-Net recipe
+        (for ``epochs``, by default the recipe's)."""
         des = self.config["des_net"]
         aux = self.config["aux"]
         kwargs = {**(aux.get("model_kwargs") or {}), "depth": depth}
@@ -173,15 +175,26 @@ class Study:
             des.get("train"),
             {"epochs": des["epochs"]},
             recipe,
+            {"epochs": epochs} if epochs else None,
             {"model": "des_net", "model-kwargs": kwargs},
             init,
         )
+        key = f"{method}_d{depth}" if not epochs else f"{method}_{epochs}ep_d{depth}"
         return TrainStep(
-            f"{method}_d{depth}",
-            f"Des-Net depth {depth}, {method}",
-            self.out_dir / "desnets" / f"{method}_d{depth}",
+            key,
+            f"Des-Net depth {depth}, {method}" + (f", {epochs} epochs (to match SWS)" if epochs else ""),
+            self.out_dir / "desnets" / key,
             argv,
         )
+
+    def scratch_to_match_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
+        """Longer from-scratch runs that show how many epochs scratch needs to reach SWS's accuracy
+        (the config's ``cost`` section: depths, or ``all``, and epochs)."""
+        cost = self.config.get("cost") or {}
+        if not cost.get("epochs") or not {"sws", "scratch"} <= set(methods):
+            return []
+        chosen = depths if cost.get("depths") == "all" else [d for d in cost.get("depths", []) if d in depths]
+        return [self.des_net_step("scratch", d, epochs=int(cost["epochs"])) for d in chosen]
 
     def source_steps(self, methods: Sequence[str]) -> list[TrainStep]:
         """The training steps that the given methods' Des-Nets need first."""
@@ -212,6 +225,8 @@ class Study:
             raise ConfigError(f"unknown methods {unknown}; choose from {list(METHODS)}")
         sources = self.source_steps(methods)
         des_nets = [self.des_net_step(m, d) for d in depths for m in methods]
+        long_runs = self.scratch_to_match_steps(methods, depths)
+        des_nets += long_runs
         total = len(sources) + len(des_nets) + (1 if "sws" in methods and "learngene" not in self.sources else 0)
         started = time.perf_counter()
         index = 0
@@ -224,7 +239,7 @@ class Study:
         for step in des_nets:
             index += 1
             self._run_step(step, index, total, started)
-        results = self.collect(methods, depths, sources, des_nets)
+        results = self.collect(methods, depths, sources, [s for s in des_nets if s not in long_runs], long_runs)
         if is_main:
             from sws.report import write_report
 
@@ -261,7 +276,12 @@ class Study:
         self.log(f"{prefix} -> {path} ({gene.num_params:,} parameters, layout {gene.layout})")
 
     def collect(
-        self, methods: Sequence[str], depths: Sequence[int], sources: list[TrainStep], des_nets: list[TrainStep]
+        self,
+        methods: Sequence[str],
+        depths: Sequence[int],
+        sources: list[TrainStep],
+        des_nets: list[TrainStep],
+        long_runs: Sequence[TrainStep] = (),
     ) -> dict[str, Any]:
         """Everything the report needs, from the steps' summaries and the source files."""
         from sws.report import source_record
@@ -274,22 +294,8 @@ class Study:
             if step.key != "teacher" and step.done:
                 source_records[step.key] = source_record(step.summary())
         stored = self._stored_parameters(methods)
-        records = []
-        for step in des_nets:
-            summary = step.summary()
-            method, depth = step.key.rsplit("_d", 1)
-            records.append(
-                {
-                    "depth": int(depth),
-                    "method": method,
-                    "params": summary["params"],
-                    "top1": summary["top1"],
-                    "images": summary["train_images"],
-                    "flops": summary["train_flops"],
-                    "seconds": summary["train_seconds"],
-                    "init": summary["init"],
-                }
-            )
+        records = [self._record(step) for step in des_nets]
+        scratch_to_match = [self._record(step) for step in long_runs]
         return {
             "meta": {
                 "data_set": self.config.get("data_set"),
@@ -304,6 +310,21 @@ class Study:
             "sources": source_records,
             "stored_params": stored,
             "records": records,
+            "scratch_to_match": scratch_to_match,
+        }
+
+    @staticmethod
+    def _record(step: TrainStep) -> dict[str, Any]:
+        summary = step.summary()
+        return {
+            "depth": int(step.key.rsplit("_d", 1)[1]),
+            "method": step.key.split("_", 1)[0],
+            "params": summary["params"],
+            "top1": summary["top1"],
+            "images": summary["train_images"],
+            "flops": summary["train_flops"],
+            "seconds": summary["train_seconds"],
+            "init": summary["init"],
         }
 
     def _stored_parameters(self, methods: Sequence[str]) -> dict[str, int]:

@@ -90,35 +90,52 @@ def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def training_cost(results: dict[str, Any]) -> dict[str, Any] | None:
-    """SWS's total training FLOPs against scratch's FLOPs to reach SWS's final accuracy at every
-    depth (a lower bound where scratch never got there)."""
-    sws, scratch = _records(results, "sws"), _records(results, "scratch")
-    aux = results["sources"].get("aux")
+    """SWS's training FLOPs against scratch's FLOPs to reach SWS's final accuracy.
+
+    Scratch's cost at a depth is read off its longest run there (the ``scratch_to_match`` runs when
+    the study made them, else the same-epochs run): the FLOPs up to the first epoch whose top-1
+    reaches SWS's final top-1, or the whole run when none does (a lower bound). The Aux-Net is
+    counted once against the depths measured; ``break_even_depths`` is how many Des-Net sizes it
+    takes for the Aux-Net to pay for itself, if the measured depths are typical.
+    """
+    sws, aux = _records(results, "sws"), results["sources"].get("aux")
+    scratch = {**_records(results, "scratch"), **{r["depth"]: r for r in results.get("scratch_to_match") or []}}
     depths = sorted(set(sws) & set(scratch))
     if not depths or aux is None:
         return None
-    fine_tunes = sum(sws[d]["flops"] for d in depths)
-    sws_total = aux["flops"] + fine_tunes
-    scratch_total, lower_bound, per_depth = 0, False, []
+    per_depth = []
     for depth in depths:
         target = sws[depth]["top1"][-1]
         curve = scratch[depth]["top1"]
-        per_epoch = scratch[depth]["flops"] / len(curve)
         reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
-        cost = per_epoch * (reached if reached else len(curve))
-        lower_bound |= reached is None
-        scratch_total += cost
-        per_depth.append({"depth": depth, "target_top1": target, "scratch_epochs": reached, "scratch_flops": cost})
+        cost = scratch[depth]["flops"] / len(curve) * (reached or len(curve))
+        per_depth.append(
+            {
+                "depth": depth,
+                "target_top1": target,
+                "scratch_epochs_run": len(curve),
+                "scratch_epochs": reached,
+                "scratch_flops": cost,
+                "sws_fine_tune_flops": sws[depth]["flops"],
+            }
+        )
+    fine_tunes = sum(r["sws_fine_tune_flops"] for r in per_depth)
+    scratch_total = sum(r["scratch_flops"] for r in per_depth)
+    sws_total = aux["flops"] + fine_tunes
+    saving = (scratch_total - fine_tunes) / len(per_depth)
     teacher = results["sources"].get("teacher")
+    teacher_flops = teacher["flops"] if teacher else 0
     return {
+        "depths": depths,
         "aux_flops": aux["flops"],
         "fine_tune_flops": fine_tunes,
         "sws_flops": sws_total,
-        "teacher_flops": teacher["flops"] if teacher else 0,
+        "teacher_flops": teacher_flops,
         "scratch_flops_to_match": scratch_total,
-        "scratch_is_lower_bound": lower_bound,
+        "scratch_is_lower_bound": any(r["scratch_epochs"] is None for r in per_depth),
         "ratio": scratch_total / sws_total,
-        "ratio_with_teacher": scratch_total / (sws_total + (teacher["flops"] if teacher else 0)),
+        "ratio_with_teacher": scratch_total / (sws_total + teacher_flops),
+        "break_even_depths": aux["flops"] / saving if saving > 0 else None,
         "per_depth": per_depth,
     }
 
@@ -212,6 +229,9 @@ def render_report(results: dict[str, Any]) -> str:
         lines.append(f"| {roles.get(key, key)} | {source['seconds']:.1f} |")
     for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
         lines.append(f"| depth {record['depth']}, {record['method']} | {record['seconds']:.1f} |")
+    for record in results.get("scratch_to_match") or []:
+        epochs = len(record["top1"])
+        lines.append(f"| depth {record['depth']}, scratch, {epochs} epochs | {record['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -247,31 +267,51 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
     if cost is None:
         return []
     bound = ">= " if cost["scratch_is_lower_bound"] else ""
-    verdict = (
-        f"SWS needs **{bound}{cost['ratio']:.2f}x less** training compute"
-        if cost["ratio"] >= 1
-        else f"SWS needs **more** training compute than scratch here (scratch : SWS = {bound}{cost['ratio']:.2f})"
-    )
+    depths = ", ".join(map(str, cost["depths"]))
+    if cost["ratio"] >= 1:
+        verdict = f"SWS needs **{bound}{cost['ratio']:.2f}x less** training compute"
+    else:
+        verdict = (
+            f"SWS needs **more** training compute than scratch at these depths "
+            f"(scratch : SWS = {bound}{cost['ratio']:.2f})"
+        )
     lines = [
         "",
         "## Training cost for the same accuracy",
         "",
-        f"SWS: the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward passes included) plus the "
-        f"fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs) = **{_flops(cost['sws_flops'])}FLOPs**. "
-        f"Scratch, trained until it reaches SWS's final top-1 at each depth: **{bound}"
-        f"{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} ({bound}{cost['ratio_with_teacher']:.2f}x "
-        f"counting the teacher's own training too, {_flops(cost['teacher_flops'])}FLOPs).",
+        f"Over depths {depths}: SWS is the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward "
+        f"passes included) plus the fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs), "
+        f"**{_flops(cost['sws_flops'])}FLOPs**; scratch, trained until it reaches SWS's final top-1 at each of "
+        f"these depths, needs **{bound}{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} "
+        f"({bound}{cost['ratio_with_teacher']:.2f} with the teacher's own training, "
+        f"{_flops(cost['teacher_flops'])}FLOPs, counted too).",
     ]
+    if cost["break_even_depths"] is not None:
+        saving = (cost["scratch_flops_to_match"] - cost["fine_tune_flops"]) / len(cost["depths"])
+        lines.append(
+            f"Each depth saves {_flops(saving)}FLOPs on average, so the Aux-Net pays for itself from about "
+            f"**{cost['break_even_depths']:.1f} Des-Net sizes** on, if the depths measured here are typical "
+            "(the paper initializes 10 sizes per learngene)."
+        )
     if cost["scratch_is_lower_bound"]:
-        lines.append("Where scratch never reached SWS's accuracy, its whole run is counted: a lower bound.")
+        lines.append(
+            "Where scratch never reached SWS's accuracy its whole run is counted, so scratch's cost is a lower bound."
+        )
     lines += [
         "",
-        "| depth | SWS final top-1 | scratch epochs to reach it | scratch FLOPs counted |",
-        "|---:|---:|---:|---:|",
+        "| depth | SWS final top-1 | SWS fine-tune FLOPs | scratch epochs to reach it | scratch FLOPs counted |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for row in cost["per_depth"]:
-        reached = row["scratch_epochs"] if row["scratch_epochs"] else "not reached"
-        lines.append(f"| {row['depth']} | {row['target_top1']:.2f} | {reached} | {_flops(row['scratch_flops'])} |")
+        reached = (
+            f"{row['scratch_epochs']} of {row['scratch_epochs_run']}"
+            if row["scratch_epochs"]
+            else f"not in {row['scratch_epochs_run']}"
+        )
+        lines.append(
+            f"| {row['depth']} | {row['target_top1']:.2f} | {_flops(row['sws_fine_tune_flops'])} | {reached} | "
+            f"{_flops(row['scratch_flops'])} |"
+        )
     return lines
 
 
@@ -369,6 +409,8 @@ def results_without_timings(results: dict[str, Any]) -> dict[str, Any]:
         record.pop("seconds", None)
     for source in clean["sources"].values():
         source.pop("seconds", None)
+    for record in clean.get("scratch_to_match") or []:
+        record.pop("seconds", None)
     return clean
 
 
