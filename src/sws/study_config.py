@@ -42,6 +42,7 @@ TOP_LEVEL_KEYS = {
     "des_net",
     "tleg",
     "ancestry",
+    "cost",
 }
 
 
