@@ -66,12 +66,13 @@ def step_seconds(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch
 
 
 def peak_memory_mb(kind: str, img: int, patch: int, batch: int) -> float:
-    """Peak resident memory of a process that builds the model and runs two training steps."""
+    """Peak resident memory of a fresh process that builds the model and runs two training steps
+    (read from /proc/self/status VmHWM: ru_maxrss would carry over this parent's own peak)."""
     code = (
-        "import resource, torch, sys; sys.argv=['x']; import benchmarks.mfu as m; "
+        "import torch; import benchmarks.mfu as m; from sws.cost import peak_memory_mb; "
         f"model = m.build('{kind}', {img}, {patch}); opt = torch.optim.AdamW(model.parameters()); "
         f"m.step_seconds(model, opt, {batch}, {img}, 2); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "print(peak_memory_mb(torch.device('cpu')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

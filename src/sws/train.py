@@ -32,7 +32,6 @@ import contextlib
 import math
 import os
 import random
-import resource
 import shutil
 import sys
 import time
@@ -53,6 +52,7 @@ from timm.utils import ModelEmaV3, accuracy
 from torch.nn.parallel import DistributedDataParallel
 
 from sws.checkpoint import BEST_NAME, LAST_NAME, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from sws.cost import peak_memory_mb, reset_peak_memory
 from sws.data import (
     AugmentConfig,
     DataSpec,
@@ -342,6 +342,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
         if hasattr(data.train_sampler, "set_epoch"):
             data.train_sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
+        reset_peak_memory(device)
         train_stats = train_one_epoch(train_model, data.train_loader, opt, epoch, args, processes)
         eval_stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
         record: dict[str, Any] = {
@@ -353,7 +354,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
             ema_stats = evaluate(opt.ema.module, data.val_loader, device, opt.amp_dtype, processes)
             record.update({f"ema_{k}": v for k, v in ema_stats.items()})
         record["epoch_seconds"] = time.perf_counter() - epoch_start
-        record["peak_memory_mb"] = _peak_memory_mb(device)
+        record["peak_memory_mb"] = peak_memory_mb(device)
         history.append(record)
         improved = best_top1 is None or eval_stats["top1"] > best_top1
         best_top1 = eval_stats["top1"] if improved else best_top1
@@ -510,14 +511,6 @@ def _amp_dtype(choice: str, device: torch.device) -> torch.dtype | None:
     if choice == "auto":
         return torch.float16 if device.type == "cuda" else None
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is in kilobytes on Linux, bytes on macOS
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def _resume_path(args: argparse.Namespace, output_dir: Path | None) -> Path | None:
