@@ -20,17 +20,7 @@ def perturbed_aux_net(layout: str, arch: ViTArchitecture, seed: int = 0) -> AuxN
     """An Aux-Net with every tensor moved off its initial value (norm weights away from 1,
     biases away from 0), so copies of the wrong tensor cannot pass unnoticed."""
     torch.manual_seed(seed)
-    model = AuxNet(
-        layout,
-        img_size=arch.img_size,
-        patch_size=arch.patch_size,
-        in_chans=arch.in_chans,
-        num_classes=arch.num_classes,
-        embed_dim=arch.embed_dim,
-        num_heads=arch.num_heads,
-        mlp_ratio=arch.mlp_ratio,
-        norm_eps=arch.norm_eps,
-    )
+    model = AuxNet(layout, **arch.to_dict())
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)

@@ -35,27 +35,28 @@ from sws.layout import StageLayout
 SHARED_BLOCK_PARTS = ("norm1", "attn", "ls1", "norm2", "mlp", "ls2")
 
 # The arguments that make a network SWS-shaped; an Aux-Net refuses overrides of them.
-_FIXED_ARGS = ("depth", "class_token", "global_pool", "fc_norm", "block_fn")
+_FIXED_ARGS = ("class_token", "global_pool", "fc_norm", "block_fn")
 
 PAPER_LAYOUT = StageLayout((3, 3, 4, 3, 3))
 
 
-class AuxNet(VisionTransformer):
-    """A ViT with stage-wise weight sharing (SWS's auxiliary network).
+class AuxNetBase(VisionTransformer):
+    """What every auxiliary network shares: a timm ViT of ``depth`` layers with the SWS head (no
+    class token, per-token final norm, average pooling). Subclasses tie its layers' weights.
 
     Args:
-        layout: Layers per stage, e.g. ``"3,3,4,3,3"`` (the paper's 16-layer Aux-Net).
+        depth: Layers.
         img_size, patch_size, in_chans, num_classes, embed_dim, num_heads, mlp_ratio, qkv_bias:
             As in timm's ``VisionTransformer``.
         drop_path_rate: Stochastic depth; the rate grows linearly over layer *positions* (DeiT's
-            rule over all 16 positions) even though positions of a stage share weights.
-        norm_eps: LayerNorm epsilon (1e-6 as in timm/DeiT; the official SWS code used 1e-5).
+            rule) even where positions share weights.
+        norm_eps: LayerNorm epsilon (1e-6 as in timm/DeiT; the official SWS and TLEG code used 1e-5).
         **kwargs: Other ``VisionTransformer`` arguments (dropout rates, ``weight_init``, ...).
     """
 
     def __init__(
         self,
-        layout: StageLayout | str | Iterable[int] = PAPER_LAYOUT,
+        depth: int,
         img_size: int = 224,
         patch_size: int = 16,
         in_chans: int = 3,
@@ -70,8 +71,7 @@ class AuxNet(VisionTransformer):
     ) -> None:
         fixed = [name for name in _FIXED_ARGS if name in kwargs]
         if fixed:
-            raise ConfigError(f"an Aux-Net sets {', '.join(fixed)} itself; give a stage layout instead")
-        layout = StageLayout.parse(layout)
+            raise ConfigError(f"an Aux-Net sets {', '.join(fixed)} itself")
         architecture = ViTArchitecture(
             embed_dim=embed_dim,
             num_heads=num_heads,
@@ -83,7 +83,28 @@ class AuxNet(VisionTransformer):
             qkv_bias=qkv_bias,
             norm_eps=norm_eps,
         )
-        super().__init__(depth=layout.depth, drop_path_rate=drop_path_rate, **architecture.timm_kwargs(), **kwargs)
+        super().__init__(depth=depth, drop_path_rate=drop_path_rate, **architecture.timm_kwargs(), **kwargs)
+
+    @property
+    def architecture(self) -> ViTArchitecture:
+        """Width and input/output shape (read from the modules, so it follows ``reset_classifier``)."""
+        return ViTArchitecture.of(self)
+
+
+class AuxNet(AuxNetBase):
+    """A ViT with stage-wise weight sharing (SWS's auxiliary network).
+
+    Args:
+        layout: Layers per stage, e.g. ``"3,3,4,3,3"`` (the paper's 16-layer Aux-Net).
+        **kwargs: The architecture and ``VisionTransformer`` arguments of :class:`AuxNetBase`
+            (``embed_dim``, ``num_heads``, ``patch_size``, ``drop_path_rate``, ``norm_eps``, ...).
+    """
+
+    def __init__(self, layout: StageLayout | str | Iterable[int] = PAPER_LAYOUT, **kwargs: Any) -> None:
+        if "depth" in kwargs:
+            raise ConfigError("an Aux-Net sets depth itself; give a stage layout instead")
+        layout = StageLayout.parse(layout)
+        super().__init__(depth=layout.depth, **kwargs)
         self.layout = layout
         self._share_stage_weights()
 
@@ -94,11 +115,6 @@ class AuxNet(VisionTransformer):
             if position != self.layout.first_layer(stage):
                 for part in SHARED_BLOCK_PARTS:
                     setattr(self.blocks[position], part, getattr(owner, part))
-
-    @property
-    def architecture(self) -> ViTArchitecture:
-        """Width and input/output shape (read from the modules, so it follows ``reset_classifier``)."""
-        return ViTArchitecture.of(self)
 
     @property
     def stage_blocks(self) -> list[Block]:

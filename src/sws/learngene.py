@@ -300,19 +300,7 @@ class SWSLearngene(Learngene):
         return [self.stage_tensors(stage) for stage in mapping]
 
     def to_aux_net(self) -> AuxNet:
-        a = self.architecture
-        model = AuxNet(
-            self.layout,
-            img_size=a.img_size,
-            patch_size=a.patch_size,
-            in_chans=a.in_chans,
-            num_classes=a.num_classes,
-            embed_dim=a.embed_dim,
-            num_heads=a.num_heads,
-            mlp_ratio=a.mlp_ratio,
-            qkv_bias=a.qkv_bias,
-            norm_eps=a.norm_eps,
-        )
+        model = AuxNet(self.layout, **self.architecture.to_dict())
         with torch.no_grad():
             load_outer_tensors(model, self.outer_tensors())
             for stage, block in enumerate(model.stage_blocks):

@@ -22,11 +22,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.layers import trunc_normal_
-from timm.models import VisionTransformer
 from torch.nn.utils import parametrize
 
-from sws.architecture import ViTArchitecture
-from sws.errors import ConfigError, IncompatibleModelError, LayoutError
+from sws.aux_net import AuxNetBase
+from sws.errors import IncompatibleModelError, LayoutError
 from sws.learngene import (
     Learngene,
     MappingLike,
@@ -35,8 +34,6 @@ from sws.learngene import (
     load_outer_tensors,
     outer_tensor_shapes,
 )
-
-_FIXED_ARGS = ("class_token", "global_pool", "fc_norm", "block_fn")
 
 
 class AlongDepth(nn.Module):
@@ -57,48 +54,20 @@ def _owner(block: nn.Module, tensor_name: str) -> tuple[nn.Module, str]:
     return block.get_submodule(path), attribute
 
 
-class TLEGAuxNet(VisionTransformer):
+class TLEGAuxNet(AuxNetBase):
     """A ViT whose layer ``l`` of ``depth`` has block tensors ``base + (l / depth) * slope``.
 
     Args:
         depth: Layers of the Aux-Net.
-        norm_eps: LayerNorm epsilon (the official TLEG code used 1e-5).
-        Other arguments as in timm's ``VisionTransformer``; the network has no class token, a
-        per-token final norm and average pooling, like the SWS Aux-Net.
+        **kwargs: The architecture and ``VisionTransformer`` arguments of ``AuxNetBase``
+            (``embed_dim``, ``num_heads``, ``patch_size``, ``norm_eps`` (the official TLEG code used
+            1e-5), ...); the network has the SWS head, like the SWS Aux-Net.
     """
 
-    def __init__(
-        self,
-        depth: int = 16,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_chans: int = 3,
-        num_classes: int = 1000,
-        embed_dim: int = 384,
-        num_heads: int = 6,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.0,
-        norm_eps: float = 1e-6,
-        **kwargs: Any,
-    ) -> None:
-        fixed = [name for name in _FIXED_ARGS if name in kwargs]
-        if fixed:
-            raise ConfigError(f"a TLEG Aux-Net sets {', '.join(fixed)} itself")
+    def __init__(self, depth: int = 16, **kwargs: Any) -> None:
         if depth < 1:
             raise LayoutError(f"a TLEG Aux-Net needs at least 1 layer, not {depth}")
-        architecture = ViTArchitecture(
-            embed_dim=embed_dim,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            patch_size=patch_size,
-            img_size=img_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            qkv_bias=qkv_bias,
-            norm_eps=norm_eps,
-        )
-        super().__init__(depth=depth, drop_path_rate=drop_path_rate, **architecture.timm_kwargs(), **kwargs)
+        super().__init__(depth=depth, **kwargs)
         self._expand_linearly()
 
     def _expand_linearly(self) -> None:
@@ -116,10 +85,6 @@ class TLEGAuxNet(VisionTransformer):
                 target, _ = _owner(block, name)
                 parametrize.register_parametrization(target, attribute, AlongDepth(slope, layer / depth), unsafe=True)
                 target.parametrizations[attribute].original = base
-
-    @property
-    def architecture(self) -> ViTArchitecture:
-        return ViTArchitecture.of(self)
 
     def base_and_slope(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The learngene tensors, keyed by timm ``Block`` tensor names."""
@@ -158,19 +123,7 @@ class TLEGLearngene(Learngene):
         return [self.layer_tensors(layer, depth) for layer in range(depth)]
 
     def to_aux_net(self) -> TLEGAuxNet:
-        a = self.architecture
-        model = TLEGAuxNet(
-            depth=self.aux_depth,
-            img_size=a.img_size,
-            patch_size=a.patch_size,
-            in_chans=a.in_chans,
-            num_classes=a.num_classes,
-            embed_dim=a.embed_dim,
-            num_heads=a.num_heads,
-            mlp_ratio=a.mlp_ratio,
-            qkv_bias=a.qkv_bias,
-            norm_eps=a.norm_eps,
-        )
+        model = TLEGAuxNet(depth=self.aux_depth, **self.architecture.to_dict())
         bases, slopes = model.base_and_slope()
         with torch.no_grad():
             load_outer_tensors(model, self.outer_tensors())
