@@ -92,14 +92,16 @@ def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
 def training_cost(results: dict[str, Any]) -> dict[str, Any] | None:
     """SWS's training FLOPs against scratch's FLOPs to reach SWS's final accuracy.
 
-    Scratch's cost at a depth is read off its longest run there (the ``scratch_to_match`` runs when
-    the study made them, else the same-epochs run): the FLOPs up to the first epoch whose top-1
-    reaches SWS's final top-1, or the whole run when none does (a lower bound). The Aux-Net is
-    counted once against the depths measured; ``break_even_depths`` is how many Des-Net sizes it
-    takes for the Aux-Net to pay for itself, if the measured depths are typical.
+    Measured at the depths where the study trained scratch for longer (``scratch_to_match``), or
+    else at every depth from the same-epochs scratch runs. Scratch's cost at a depth is the FLOPs up
+    to the first epoch whose top-1 reaches SWS's final top-1, or its whole run when none does (a
+    lower bound). The Aux-Net is counted once against the depths measured, and
+    ``break_even_depths`` says how many Des-Net sizes it takes for the Aux-Net to pay for itself,
+    if the measured depths are typical.
     """
     sws, aux = _records(results, "sws"), results["sources"].get("aux")
-    scratch = {**_records(results, "scratch"), **{r["depth"]: r for r in results.get("scratch_to_match") or []}}
+    longer = {r["depth"]: r for r in results.get("scratch_to_match") or []}
+    scratch = longer or _records(results, "scratch")
     depths = sorted(set(sws) & set(scratch))
     if not depths or aux is None:
         return None
@@ -115,6 +117,7 @@ def training_cost(results: dict[str, Any]) -> dict[str, Any] | None:
                 "target_top1": target,
                 "scratch_epochs_run": len(curve),
                 "scratch_epochs": reached,
+                "scratch_final_top1": curve[-1],
                 "scratch_flops": cost,
                 "sws_fine_tune_flops": sws[depth]["flops"],
             }
@@ -299,8 +302,9 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "| depth | SWS final top-1 | SWS fine-tune FLOPs | scratch epochs to reach it | scratch FLOPs counted |",
-        "|---:|---:|---:|---:|---:|",
+        "| depth | SWS final top-1 | SWS fine-tune FLOPs | scratch epochs to reach it | scratch FLOPs counted | "
+        "scratch top-1 at its last epoch |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in cost["per_depth"]:
         reached = (
@@ -310,7 +314,7 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"| {row['depth']} | {row['target_top1']:.2f} | {_flops(row['sws_fine_tune_flops'])} | {reached} | "
-            f"{_flops(row['scratch_flops'])} |"
+            f"{_flops(row['scratch_flops'])} | {row['scratch_final_top1']:.2f} |"
         )
     return lines
 
