@@ -270,24 +270,20 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
     if cost is None:
         return []
     bound = ">= " if cost["scratch_is_lower_bound"] else ""
-    depths = ", ".join(map(str, cost["depths"]))
+    where = ("At depth " if len(cost["depths"]) == 1 else "Over depths ") + ", ".join(map(str, cost["depths"]))
     if cost["ratio"] >= 1:
         verdict = f"SWS needs **{bound}{cost['ratio']:.2f}x less** training compute"
     else:
-        verdict = (
-            f"SWS needs **more** training compute than scratch at these depths "
-            f"(scratch : SWS = {bound}{cost['ratio']:.2f})"
-        )
+        verdict = f"SWS needs **more** training compute than scratch here (scratch : SWS = {bound}{cost['ratio']:.2f})"
     lines = [
         "",
         "## Training cost for the same accuracy",
         "",
-        f"Over depths {depths}: SWS is the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward "
-        f"passes included) plus the fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs), "
-        f"**{_flops(cost['sws_flops'])}FLOPs**; scratch, trained until it reaches SWS's final top-1 at each of "
-        f"these depths, needs **{bound}{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} "
-        f"({bound}{cost['ratio_with_teacher']:.2f} with the teacher's own training, "
-        f"{_flops(cost['teacher_flops'])}FLOPs, counted too).",
+        f"{where}: SWS is the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward passes "
+        f"included) plus the fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs), **{_flops(cost['sws_flops'])}"
+        f"FLOPs**; scratch, trained until it reaches SWS's final top-1, needs **{bound}"
+        f"{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} ({bound}{cost['ratio_with_teacher']:.2f} "
+        f"with the teacher's own training, {_flops(cost['teacher_flops'])}FLOPs, counted too).",
     ]
     if cost["break_even_depths"] is not None:
         saving = (cost["scratch_flops_to_match"] - cost["fine_tune_flops"]) / len(cost["depths"])
