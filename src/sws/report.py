@@ -352,6 +352,17 @@ def epoch_figure(results: dict[str, Any]) -> Any:
                     color=METHOD_STYLES.get(method),
                     label=METHOD_LABELS.get(method, method),
                 )
+        longer = next((r for r in results.get("scratch_to_match") or [] if r["depth"] == depth), None)
+        if longer:
+            epochs = range(1, len(longer["top1"]) + 1)
+            axis.plot(
+                epochs,
+                longer["top1"],
+                linestyle="--",
+                color=METHOD_STYLES["scratch"],
+                alpha=0.7,
+                label=f"from scratch, {len(longer['top1'])} epochs",
+            )
         axis.set_title(f"Des-Net, {depth} layers")
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -360,7 +371,11 @@ def epoch_figure(results: dict[str, Any]) -> Any:
         axis.axis("off")
     for axis in axes[:, 0]:
         axis.set_ylabel("top-1 (%)")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend = {}
+    for axis in axes.flat:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     figure.suptitle(f"Top-1 against epoch ({results['meta']['data_set']})")
     figure.tight_layout(rect=(0, 0.08, 1, 0.95))
