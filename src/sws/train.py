@@ -48,7 +48,7 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, accuracy
+from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from sws.checkpoint import BEST_NAME, LAST_NAME, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -486,9 +486,10 @@ def evaluate(
             outputs = model(images)
         outputs = outputs.float()
         loss_sum += nn.functional.cross_entropy(outputs, targets, reduction="sum").item()
-        top1, top5 = accuracy(outputs, targets, topk=(1, min(5, outputs.shape[1])))
-        correct1 += top1.item() * images.shape[0] / 100.0
-        correct5 += top5.item() * images.shape[0] / 100.0
+        # counts, not timm's percentages, so that top-1 is an exact fraction of the images
+        hits = outputs.topk(min(5, outputs.shape[1]), dim=1).indices.eq(targets[:, None])
+        correct1 += hits[:, 0].sum().item()
+        correct5 += hits.any(dim=1).sum().item()
         count += images.shape[0]
     seconds = time.perf_counter() - start
     loss_sum, correct1, correct5, count = all_reduce_sum([loss_sum, correct1, correct5, float(count)], processes)
