@@ -130,3 +130,15 @@ def test_header_length_past_the_end_is_refused(tmp_path) -> None:
     path.write_bytes(struct.pack("<Q", 10_000) + b"{}")
     with pytest.raises(LearngeneFileError, match="truncated or corrupt"):
         Learngene.load(path)
+
+
+def test_saved_files_get_the_usual_permissions(tiny_arch, tmp_path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = SWSLearngene.from_aux_net(perturbed_aux_net("1,1", tiny_arch)).save(tmp_path / "g.safetensors")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
