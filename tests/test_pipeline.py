@@ -147,3 +147,35 @@ def test_compare_reports_all_four_methods(tiny_run, tmp_path) -> None:
     report = (out / "report.md").read_text()
     for label in ("SWS (learngene)", "TLEG (linear expansion)", "layer selection", "from scratch"):
         assert label in report
+
+
+def test_compare_from_a_learngene_file_alone(tiny_run, image_folder, tmp_path) -> None:
+    out = tmp_path / "from_file"
+    gene = tiny_run / "learngene.safetensors"
+    assert (
+        main(
+            [
+                "compare",
+                "--learngene",
+                str(gene),
+                "--data-path",
+                str(image_folder),
+                "--output_dir",
+                str(out),
+                "--depths",
+                "3",
+                "--epochs",
+                "1",
+                "--set",
+                "input_size=16",
+                "--set",
+                "train.print-freq=1",
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert {r["method"] for r in results["records"]} == {"sws", "scratch"}
+    sws_record = next(r for r in results["records"] if r["method"] == "sws")
+    assert sws_record["init"]["learngene"] == str(gene) and sws_record["init"]["mapping"] == [0, 0, 1]
+    assert not (out / "teacher").exists()  # nothing trained but the Des-Nets
