@@ -397,8 +397,9 @@ def params_figure(results: dict[str, Any]) -> Any:
         x = [r["params"] / 1e6 for r in records]
         y = [r["top1"][-1] for r in records]
         axis.plot(x, y, marker="o", color=METHOD_STYLES.get(method), label=METHOD_LABELS.get(method, method))
-        for record, xi, yi in zip(records, x, y, strict=True):
-            axis.annotate(f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if method == results["meta"]["methods"][0]:  # depth labels once, on the first method's points
+            for record, xi, yi in zip(records, x, y, strict=True):
+                axis.annotate(f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     axis.set_xlabel("parameters (millions)")
     axis.set_ylabel(f"top-1 after {results['meta']['des_net_epochs']} epochs (%)")
     axis.set_title(f"Final top-1 against size ({results['meta']['data_set']})")
