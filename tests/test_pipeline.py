@@ -119,8 +119,9 @@ def test_compare_twice_with_one_seed_gives_identical_results(tiny_run, tmp_path)
     assert tables[0] == tables[1]
 
 
-def test_compare_reports_all_four_methods(tiny_run, tmp_path) -> None:
-    out = tmp_path / "four"
+def test_compare_reports_every_method(tiny_run, tmp_path) -> None:
+    out = tmp_path / "all"
+    methods = "sws,tleg,select,inherit,scratch"
     assert (
         main(
             [
@@ -130,7 +131,7 @@ def test_compare_reports_all_four_methods(tiny_run, tmp_path) -> None:
                 "--output_dir",
                 str(out),
                 "--methods",
-                "sws,tleg,select,scratch",
+                methods,
                 "--depths",
                 "1,2",
                 "--epochs",
@@ -140,12 +141,22 @@ def test_compare_reports_all_four_methods(tiny_run, tmp_path) -> None:
         == 0
     )
     results = json.loads((out / "results.json").read_text())
-    assert {r["method"] for r in results["records"]} == {"sws", "tleg", "select", "scratch"}
-    assert set(results["stored_params"]) == {"sws", "tleg", "select", "scratch"}
+    assert {r["method"] for r in results["records"]} == set(methods.split(","))
+    assert set(results["stored_params"]) == set(methods.split(","))
+    # inherit keeps one layer (the config's inherit-layers) plus the final norm
+    assert results["stored_params"]["inherit"] < results["stored_params"]["select"]
+    inherit = next(r for r in results["records"] if r["method"] == "inherit" and r["depth"] == 2)
+    assert inherit["init"]["layers"] == {"1": 1}
     assert (tiny_run / "tleg_aux" / "learngene.safetensors").is_file()
     assert (tiny_run / "ancestry" / "checkpoint.pth").is_file()
     report = (out / "report.md").read_text()
-    for label in ("SWS (learngene)", "TLEG (linear expansion)", "layer selection", "from scratch"):
+    for label in (
+        "SWS (learngene)",
+        "TLEG (linear expansion)",
+        "layer selection",
+        "last-layer inheritance",
+        "from scratch",
+    ):
         assert label in report
 
 
