@@ -67,3 +67,36 @@ def test_two_processes_train_identically_and_see_the_whole_data_set(image_folder
     assert [r["epoch"] for r in records] == [0]
     assert records[0]["train_images"] == 96 and records[0]["eval_images"] == 24
     assert result.stdout.count("sws train:") == 1  # only rank 0 prints
+
+
+def test_the_pipeline_runs_under_torchrun(image_folder, tmp_path) -> None:
+    from tests.test_pipeline import TINY
+
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "sws",
+        "pipeline",
+        "--data-path",
+        str(image_folder),
+        "--output_dir",
+        str(run),
+        *TINY,
+        "--set",
+        "teacher.train.batch-size=16",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    assert len(results["records"]) == 4 and results["scratch_to_match"]
+    assert result.stdout.count("report:") == 1  # rank 0 reports, once
+    summary = json.loads((run / "aux" / "summary.json").read_text())
+    # 96 images split over 2 processes: 48 each, one full batch of 32 each (drop_last), 64 together
+    assert summary["train_images"] == 64

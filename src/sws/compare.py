@@ -116,7 +116,7 @@ def compare(
     try:
         log = print if processes.is_main else (lambda *a, **k: None)
         study = Study(config, run_dir, out_dir, sources={k: v for k, v in (sources or {}).items() if v}, log=log)
-        return study.run(methods, config["depths"], is_main=processes.is_main)
+        return study.run(methods, config["depths"], processes)
     finally:
         shutdown(processes)
 

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from sws.distributed import Processes, barrier
 from sws.errors import ConfigError
 from sws.fileio import write_text_atomic
 from sws.study_config import METHODS, apply_overrides, load_config, packaged_configs, train_flags
@@ -218,8 +220,10 @@ class Study:
 
     # -- running --------------------------------------------------------------------------------
 
-    def run(self, methods: Sequence[str], depths: Sequence[int], is_main: bool = True) -> dict[str, Any]:
-        """Make every missing artifact, train every Des-Net, and (rank 0) write the report."""
+    def run(self, methods: Sequence[str], depths: Sequence[int], processes: Processes | None = None) -> dict[str, Any]:
+        """Make every missing artifact, train every Des-Net, and (rank 0) write the report. Under
+        torchrun every process runs every training step; rank 0 alone writes files."""
+        processes = processes or Processes(torch.device("cpu"))
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown methods {unknown}; choose from {list(METHODS)}")
@@ -235,16 +239,19 @@ class Study:
             self._run_step(step, index, total, started)
             if step.key == "aux":
                 index += 1
-                self._extract_learngene(index, total, started)
+                if processes.is_main:
+                    self._extract_learngene(index, total, started)
+                barrier(processes)
         for step in des_nets:
             index += 1
             self._run_step(step, index, total, started)
+        if not processes.is_main:
+            return {}
         results = self.collect(methods, depths, sources, [s for s in des_nets if s not in long_runs], long_runs)
-        if is_main:
-            from sws.report import write_report
+        from sws.report import write_report
 
-            write_report(results, self.out_dir)
-            self.log(f"[{_clock(started)}] report: {self.out_dir / 'report.md'}")
+        write_report(results, self.out_dir)
+        self.log(f"[{_clock(started)}] report: {self.out_dir / 'report.md'}")
         return results
 
     def _run_step(self, step: TrainStep, index: int, total: int, started: float) -> None:
@@ -430,6 +437,6 @@ def run_pipeline(config: dict[str, Any]) -> dict[str, Any]:
         log = print if processes.is_main else (lambda *a, **k: None)
         methods = config.get("methods") or ["sws", "scratch"]
         study = Study(config, run_dir, log=log)
-        return study.run(methods, config["depths"], is_main=processes.is_main)
+        return study.run(methods, config["depths"], processes)
     finally:
         shutdown(processes)

@@ -391,6 +391,7 @@ def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
     if writes_files:
         _save_final_artifacts(model, output_dir, data.spec, args, init_record)
         write_json_atomic(output_dir / "summary.json", summary)
+    barrier(processes)  # the next step of a pipeline may read what rank 0 just wrote
     if history:
         say(
             f"done: {len(history)} epochs, final top-1 {history[-1]['eval_top1']:.2f}%, best {best_top1:.2f}%"
