@@ -387,3 +387,12 @@ def test_bad_input_is_a_clear_error(make, extra, message, image_folder, tmp_path
     assert main(["train", *args, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sws: error: ") and message in err[-1], err[-1]
+
+
+def test_resuming_another_model_is_a_clear_error(image_folder, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *_fast_run_args(image_folder, run, 1)]) == 0
+    other = [*_fast_run_args(image_folder, tmp_path / "other", 2), "--resume", str(run / "checkpoint.pth")]
+    other[other.index("depth=2")] = "depth=3"
+    assert main(["train", *other]) == 2
+    assert "holds another model" in capsys.readouterr().err

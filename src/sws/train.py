@@ -66,7 +66,7 @@ from sws.data import (
 )
 from sws.distill import DistillationLoss, load_teacher
 from sws.distributed import Processes, all_finite, all_reduce_sum, barrier, init_processes, shutdown
-from sws.errors import ConfigError, TrainingError
+from sws.errors import CheckpointError, ConfigError, TrainingError
 from sws.fileio import write_json_atomic, write_text_atomic
 from sws.initialization import initialize_model
 from sws.models import create_model, is_aux_net, is_vit_family
@@ -264,7 +264,13 @@ def resume(
     """Restore a run from its checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
     Returns the next epoch, the epoch records so far and the best top-1."""
     checkpoint = load_checkpoint(path)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path} holds another model ({checkpoint.get('model_name')}: {str(error).splitlines()[0]}); "
+            "resume with the --model and model flags of the run that wrote it"
+        ) from None
     if args.eval:
         return 0, [], None
     opt.optimizer.load_state_dict(checkpoint["optimizer"])
