@@ -20,43 +20,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_identically_and_see_the_whole_data_set(image_folder, tmp_path) -> None:
-    run = tmp_path / "run"
-    worker = Path(__file__).with_name("ddp_worker.py")
-    args = [
-        "--model",
-        "aux_net",
-        "--layout",
-        "2,1",
-        *TINY_VIT,
-        *FAST,
-        "--data-path",
-        str(image_folder),
-        "--epochs",
-        "1",
-        "--no-repeated-aug",
-        "--output_dir",
-        str(run),
-    ]
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """Two gloo processes on this CPU, one thread each, on a free port."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "GLOO_SOCKET_IFNAME": "lo",
         "PYTHONPATH": str(Path(__file__).parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        str(worker),
-        str(tmp_path),
-        *args,
-    ]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
+    command = [sys.executable, *launcher, f"--master_port={_free_port()}", *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_processes_train_identically_and_see_the_whole_data_set(image_folder, tmp_path) -> None:
+    run = tmp_path / "run"
+    worker = Path(__file__).with_name("ddp_worker.py")
+    args = f"--model aux_net --layout 2,1 --data-path {image_folder} --epochs 1 --no-repeated-aug --output_dir {run}"
+    result = torchrun(str(worker), str(tmp_path), *args.split(), *TINY_VIT, *FAST)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), key
@@ -73,27 +56,8 @@ def test_the_pipeline_runs_under_torchrun(image_folder, tmp_path) -> None:
     from tests.test_pipeline import TINY
 
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "sws",
-        "pipeline",
-        "--data-path",
-        str(image_folder),
-        "--output_dir",
-        str(run),
-        *TINY,
-        "--set",
-        "teacher.train.batch-size=16",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = f"-m sws pipeline --data-path {image_folder} --output_dir {run} --set teacher.train.batch-size=16"
+    result = torchrun(*args.split(), *TINY)
     results = json.loads((run / "results.json").read_text())
     assert len(results["records"]) == 4 and results["scratch_to_match"]
     assert result.stdout.count("report:") == 1  # rank 0 reports, once

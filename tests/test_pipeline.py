@@ -28,6 +28,11 @@ TINY = [
 ]  # fmt: skip
 
 
+def compare(run, out, methods: str, depths: str, epochs: int) -> int:
+    args = f"compare --run-dir {run} --output_dir {out} --methods {methods} --depths {depths} --epochs {epochs}"
+    return main(args.split())
+
+
 @pytest.fixture(scope="module")
 def tiny_run(image_folder, tmp_path_factory):
     run = tmp_path_factory.mktemp("pipeline") / "run"
@@ -94,24 +99,7 @@ def test_compare_twice_with_one_seed_gives_identical_results(tiny_run, tmp_path)
     outputs = []
     for name in ("first", "second"):
         out = tmp_path / name
-        assert (
-            main(
-                [
-                    "compare",
-                    "--run-dir",
-                    str(tiny_run),
-                    "--output_dir",
-                    str(out),
-                    "--methods",
-                    "sws,scratch",
-                    "--depths",
-                    "2",
-                    "--epochs",
-                    "2",
-                ]
-            )
-            == 0
-        )
+        assert compare(tiny_run, out, "sws,scratch", "2", 2) == 0
         outputs.append(out)
     a, b = (json.loads((o / "results.json").read_text()) for o in outputs)
     assert results_without_timings(a) == results_without_timings(b)
@@ -122,24 +110,7 @@ def test_compare_twice_with_one_seed_gives_identical_results(tiny_run, tmp_path)
 def test_compare_reports_every_method(tiny_run, tmp_path) -> None:
     out = tmp_path / "all"
     methods = "sws,tleg,select,inherit,scratch"
-    assert (
-        main(
-            [
-                "compare",
-                "--run-dir",
-                str(tiny_run),
-                "--output_dir",
-                str(out),
-                "--methods",
-                methods,
-                "--depths",
-                "1,2",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert compare(tiny_run, out, methods, "1,2", 1) == 0
     results = json.loads((out / "results.json").read_text())
     assert {r["method"] for r in results["records"]} == set(methods.split(","))
     assert set(results["stored_params"]) == set(methods.split(","))
