@@ -24,7 +24,7 @@ import yaml
 
 from sws.errors import ConfigError
 from sws.pipeline import Study, add_study_arguments, resolve_config
-from sws.study_config import METHODS, load_config, validate_config
+from sws.study_config import METHODS, validate_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,4 +121,4 @@ def compare(
         shutdown(processes)
 
 
-__all__ = ["compare", "load_config", "main"]
+__all__ = ["compare", "main"]

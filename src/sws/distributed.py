@@ -7,6 +7,7 @@ Only rank 0 writes files and logs.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -79,14 +80,15 @@ def all_reduce_sum(values: list[float], processes: Processes) -> list[float]:
     return tensor.tolist()
 
 
-def all_finite(value: torch.Tensor, processes: Processes) -> bool:
+def all_finite(value: float, processes: Processes) -> bool:
     """Whether ``value`` is finite on every process, so that all stop together on a NaN."""
-    finite = torch.isfinite(value.detach()).all().to(torch.float32).reshape(1)
+    finite = math.isfinite(value)
     if processes.distributed:
-        if processes.device.type != "cuda":
-            finite = finite.cpu()
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    return bool(finite.item())
+        device = processes.device if processes.device.type == "cuda" else torch.device("cpu")
+        flag = torch.tensor([float(finite)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item())
+    return finite
 
 
 def barrier(processes: Processes) -> None:

@@ -438,9 +438,10 @@ def train_one_epoch(
             with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
                 outputs = model(images)
                 loss = opt.criterion(images, outputs, targets)
-            if not all_finite(loss, processes):
+            loss_value = loss.item()  # the one host sync per step, shared by the NaN check and the log
+            if not all_finite(loss_value, processes):
                 raise TrainingError(
-                    f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopped without "
+                    f"the training loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; stopped without "
                     "saving, so the last good checkpoint is intact: lower --lr, set --clip-grad, or use --amp none, "
                     "then --resume"
                 )
@@ -456,7 +457,6 @@ def train_one_epoch(
                 opt.ema.update(_unwrap(model))
             if args.sched_on_updates:
                 opt.scheduler.step_update(epoch * opt.updates_per_epoch + step // accumulation + 1)
-        loss_value = loss.item()
         loss_sum += loss_value * images.shape[0]
         images_seen += images.shape[0]
         progress.update(loss_value, opt.optimizer.param_groups[0]["lr"], images.shape[0])
