@@ -20,7 +20,8 @@ import timm
 import torch
 
 import sws
-from sws.expansion import des_net_num_params, expand
+from sws.architecture import des_net_num_params
+from sws.expansion import expand
 from sws.learngene import Learngene, SWSLearngene
 
 

@@ -44,8 +44,11 @@ def test_hard_loss_is_cross_entropy_on_the_teacher_argmax_and_alpha_mixes() -> N
 
 
 def test_teacher_is_frozen_and_outside_the_optimizer(image_folder, tmp_path) -> None:
+    from sws.checkpoint import load_checkpoint
     from sws.cli import main
-    from sws.train import train
+    from sws.data import build_training_data
+    from sws.distributed import Processes
+    from sws.train import build_model, build_optimization, build_teacher, train_one_epoch
     from sws.train_config import parse_args
     from tests.conftest import FAST, TINY_VIT
 
@@ -54,37 +57,25 @@ def test_teacher_is_frozen_and_outside_the_optimizer(image_folder, tmp_path) -> 
         main(["train", "--model", "test_resnet", *FAST, *data, "--epochs", "1", "--output_dir", str(tmp_path / "t")])
         == 0
     )
-    result = train(
-        parse_args(
-            [
-                "--model",
-                "aux_net",
-                "--layout",
-                "1,1",
-                *TINY_VIT,
-                *FAST,
-                *data,
-                "--epochs",
-                "1",
-                "--teacher-model",
-                "test_resnet",
-                "--teacher-path",
-                str(tmp_path / "t" / "checkpoint.pth"),
-                "--distillation-type",
-                "soft",
-                "--distillation-alpha",
-                "1.0",
-            ]
-        )
+    args = parse_args(
+        [
+            *("--model", "aux_net", "--layout", "1,1", *TINY_VIT, *FAST, *data, "--epochs", "1"),
+            *("--teacher-model", "test_resnet", "--teacher-path", str(tmp_path / "t" / "checkpoint.pth")),
+            *("--distillation-type", "soft", "--distillation-alpha", "1.0"),
+        ]
     )
-    teacher = result.extra["teacher"]
-    optimizer = result.extra["optimizer"]
-    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    processes = Processes(torch.device("cpu"))
+    loaders = build_training_data(args, processes)
+    model, *_ = build_model(args, loaders, processes.device)
+    teacher = build_teacher(args, loaders, processes.device)
+    opt = build_optimization(args, model, teacher, loaders, processes)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_one_epoch(model, loaders.train_loader, opt, 0, processes)
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the student learned
+    in_optimizer = {id(p) for group in opt.optimizer.param_groups for p in group["params"]}
     assert not any(id(p) in in_optimizer for p in teacher.parameters())
     assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
     assert not teacher.training
-    from sws.checkpoint import load_checkpoint
-
     saved = load_checkpoint(tmp_path / "t" / "checkpoint.pth")["model"]
     assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
 

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from sws.errors import IncompatibleModelError, LearngeneFileError
-from sws.learngene import Learngene, SWSLearngene, extract
+from sws.extraction import extract
+from sws.learngene import Learngene, SWSLearngene
 from tests.conftest import perturbed_aux_net
 
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from sws.errors import CheckpointError, LayoutError
 from sws.expansion import expand
-from sws.learngene import Learngene, SWSLearngene, load_learngene
+from sws.extraction import load_learngene
+from sws.learngene import Learngene, SWSLearngene
 from sws.official import import_official
 
 PARTS = {  # official part name -> (shape of weight, shape of bias) as functions of width D, hidden H

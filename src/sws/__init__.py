@@ -5,23 +5,24 @@ Importing sws registers its models with timm (``aux_deit_small_patch16_224_L16_3
 
 - :class:`StageLayout` (``sws.layout``): stages of an Aux-Net and the expansion guidance.
 - :class:`AuxNet` (``sws.aux_net``): the ViT with stage-wise weight sharing.
-- :class:`Learngene` (``sws.learngene``): the learngene file; :func:`extract` makes one.
+- :class:`Learngene` (``sws.learngene``): the learngene file.
+- :func:`extract`, :func:`load_learngene` (``sws.extraction``): a learngene from an Aux-Net or any file.
 - :func:`expand` (``sws.expansion``): a Des-Net of any depth from a learngene.
 - :func:`import_official` (``sws.official``): official SWS/TLEG checkpoints to learngenes.
 """
-
-__version__ = "0.1.0"
 
 from sws.architecture import ViTArchitecture
 from sws.aux_net import AuxNet, create_aux_net
 from sws.des_net import create_des_net
 from sws.errors import SWSError
 from sws.expansion import expand, initialize_from_learngene, save_des_net
+from sws.extraction import extract, load_learngene
 from sws.layout import StageLayout
-from sws.learngene import Learngene, SWSLearngene, extract, load_learngene
+from sws.learngene import Learngene, SWSLearngene
 from sws.models import create_model
 from sws.official import import_official
 from sws.tleg import TLEGAuxNet, TLEGLearngene
+from sws.version import __version__
 
 __all__ = [
     "AuxNet",
@@ -32,6 +33,7 @@ __all__ = [
     "TLEGAuxNet",
     "TLEGLearngene",
     "ViTArchitecture",
+    "__version__",
     "create_aux_net",
     "create_des_net",
     "create_model",

@@ -12,7 +12,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
+from timm.models.vision_transformer import Block
 
 from sws.errors import IncompatibleModelError
 
@@ -23,6 +25,15 @@ SWS_HEAD_KWARGS: dict[str, Any] = {"class_token": False, "global_pool": "avg", "
 
 # timm's own LayerNorm default; Des-Nets always use it so that timm alone can rebuild them.
 TIMM_NORM_EPS = 1e-6
+
+# DeiT widths and head counts (tiny 3, small 6, base 12; head dimension 64): the widths that the
+# registered Aux-Net and Des-Net names use. The official small Aux-Net used 12 heads;
+# `sws import-official` handles it.
+DEIT_WIDTHS: dict[str, dict[str, int]] = {
+    "tiny": {"embed_dim": 192, "num_heads": 3},
+    "small": {"embed_dim": 384, "num_heads": 6},
+    "base": {"embed_dim": 768, "num_heads": 12},
+}
 
 
 def square_size(size: int | tuple[int, int] | list[int]) -> int:
@@ -161,3 +172,39 @@ class ViTArchitecture:
                 problems.append(f"{name} {theirs} != learngene's {mine} ({fix})")
         if problems:
             raise IncompatibleModelError(f"the learngene does not fit {what}: " + "; ".join(problems))
+
+
+def block_tensor_shapes(architecture: ViTArchitecture) -> dict[str, torch.Size]:
+    """Names and shapes of one transformer block's tensors (``attn.qkv.weight``, ...), read from a
+    timm ``Block`` built on the meta device, so they follow timm exactly."""
+    block = Block(
+        dim=architecture.embed_dim,
+        num_heads=architecture.num_heads,
+        mlp_ratio=architecture.mlp_ratio,
+        qkv_bias=architecture.qkv_bias,
+        device="meta",
+    )
+    return {name: tensor.shape for name, tensor in block.state_dict().items()}
+
+
+def outer_tensor_shapes(architecture: ViTArchitecture) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors outside the layers: embeddings, final norm and classifier."""
+    a = architecture
+    shapes: dict[str, tuple[int, ...]] = {
+        "patch_embed.proj.weight": (a.embed_dim, a.in_chans, a.patch_size, a.patch_size),
+        "patch_embed.proj.bias": (a.embed_dim,),
+        "pos_embed": (1, a.num_patches, a.embed_dim),
+        "norm.weight": (a.embed_dim,),
+        "norm.bias": (a.embed_dim,),
+    }
+    if a.num_classes:
+        shapes["head.weight"] = (a.num_classes, a.embed_dim)
+        shapes["head.bias"] = (a.num_classes,)
+    return shapes
+
+
+def des_net_num_params(architecture: ViTArchitecture, depth: int) -> int:
+    """Parameters of a Des-Net of ``depth`` layers, counted from tensor shapes."""
+    block = sum(torch.Size(s).numel() for s in block_tensor_shapes(architecture).values())
+    outer = sum(torch.Size(s).numel() for s in outer_tensor_shapes(architecture).values())
+    return outer + depth * block

@@ -26,7 +26,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import Block
 
-from sws.architecture import ViTArchitecture
+from sws.architecture import DEIT_WIDTHS, ViTArchitecture
 from sws.errors import ConfigError
 from sws.layout import StageLayout
 
@@ -154,14 +154,6 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-# DeiT widths and head counts (tiny 3, small 6, base 12): the DeiT-shaped Des-Nets keep the
-# Aux-Net's function. The official small Aux-Net used 12 heads; `sws import-official` handles it.
-DEIT_WIDTHS: dict[str, dict[str, int]] = {
-    "tiny": {"embed_dim": 192, "num_heads": 3},
-    "small": {"embed_dim": 384, "num_heads": 6},
-    "base": {"embed_dim": 768, "num_heads": 12},
-}
-
 default_cfgs = generate_default_cfgs(
     {f"aux_deit_{size}_patch16_224_{PAPER_LAYOUT.suffix}": _cfg() for size in DEIT_WIDTHS}
 )
@@ -197,4 +189,4 @@ def aux_deit_base_patch16_224_L16_33433(pretrained: bool = False, **kwargs: Any)
     return _create_aux_net("aux_deit_base_patch16_224_L16_33433", pretrained, **{**args, **kwargs})
 
 
-__all__ = ["DEIT_WIDTHS", "PAPER_LAYOUT", "SHARED_BLOCK_PARTS", "AuxNet", "create_aux_net"]
+__all__ = ["PAPER_LAYOUT", "SHARED_BLOCK_PARTS", "AuxNet", "create_aux_net"]

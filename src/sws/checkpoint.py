@@ -1,16 +1,22 @@
 """Training checkpoints: written atomically, read without unpickling code.
 
 A checkpoint is a ``torch.save`` dict of tensors and plain values only, so ``torch.load`` reads it
-with ``weights_only=True``:
+with ``weights_only=True``. ``training_checkpoint`` builds it; its entries:
 
-``model``, ``model_ema``      state dicts
-``optimizer``, ``lr_scheduler``, ``scaler``   their state dicts
-``epoch``                     the last completed epoch (0-based)
-``model_name``, ``model_kwargs``  how to rebuild the model (``sws.models.create_model``)
-``args``                      the run's settings, as a plain dict
-``rng``                       Python, NumPy and torch random states at the end of ``epoch``
-``history``                   every completed epoch's log record
-``best_top1``                 the best evaluation top-1 so far
+==================================  ===========================================================
+``model``, ``model_ema``            state dicts (``model_ema`` is ``None`` without EMA)
+``optimizer``, ``lr_scheduler``,    their state dicts (``scaler`` is ``None`` unless fp16)
+``scaler``
+``epoch``                           the last completed epoch (0-based)
+``model_name``, ``model_kwargs``    how to rebuild the model (``sws.models.create_model``)
+``args``                            the run's settings, as a plain dict
+``rng``                             every process's Python, NumPy and torch (CPU and CUDA) random
+                                    states at the end of ``epoch``, one entry per rank
+``history``                         every completed epoch's log record
+``best_top1``                       the best evaluation top-1 so far
+``init``                            how the model was initialized (``sws.initialization``)
+``data``                            the training data: name, classes, channels, mean and std
+==================================  ===========================================================
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from sws.errors import CheckpointError
-from sws.fileio import atomic_path
+from sws.fileio import atomic_path, sniff_format
+from sws.models import create_model
 
 LAST_NAME = "checkpoint.pth"
 BEST_NAME = "best_checkpoint.pth"
@@ -41,12 +50,66 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
     return Path(path)
 
 
+def training_checkpoint(
+    *,
+    model: nn.Module,
+    ema: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    args: dict[str, Any],
+    rng: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    best_top1: float | None,
+    init: dict[str, Any],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The checkpoint of a training run after ``epoch`` (the entries of the module docstring)."""
+    return {
+        "model": model.state_dict(),
+        "model_ema": ema.state_dict() if ema is not None else None,
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "epoch": epoch,
+        "model_name": model_name,
+        "model_kwargs": model_kwargs,
+        "args": args,
+        "rng": rng,
+        "history": history,
+        "best_top1": best_top1,
+        "init": init,
+        "data": data,
+    }
+
+
+def is_sws_checkpoint(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint was written by ``sws train`` (it names its model)."""
+    return isinstance(checkpoint, dict) and "model_name" in checkpoint and "model" in checkpoint
+
+
 def read_torch_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with ``weights_only=True``, admitting ``argparse.Namespace`` (the only object
     official checkpoints hold) and nothing else: no pickled code runs."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; check the path")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file; give the path of a checkpoint (.pth)")
+    kind = sniff_format(path)
+    if kind == "safetensors":
+        raise CheckpointError(
+            f"{path} is a safetensors file, not a PyTorch checkpoint; "
+            "a learngene goes to --load-gene / `sws expand`, weights to --finetune or --teacher-path"
+        )
+    if kind == "unknown":
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle); "
+            "it may be truncated or another kind of file"
+        )
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -58,6 +121,18 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         ) from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({error}); it may be truncated") from None
+
+
+def read_weights_file(path: str | os.PathLike[str]) -> Any:
+    """A weights file of either kind, told apart by content rather than name: a safetensors file's
+    tensors, or what a torch file holds (read weights-only)."""
+    path = Path(path)
+    if path.is_file() and sniff_format(path) == "safetensors":
+        try:
+            return dict(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"cannot read {path} ({error}); it may be truncated: copy it again") from None
+    return read_torch_file(path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -80,8 +155,6 @@ def state_dict_of(checkpoint: dict[str, Any], use_ema: bool = False) -> dict[str
 
 def model_from_checkpoint(checkpoint: dict[str, Any], use_ema: bool = False) -> nn.Module:
     """Rebuild the model that an ``sws train`` checkpoint holds and load its weights."""
-    from sws.models import create_model
-
     if "model_name" not in checkpoint:
         raise CheckpointError(
             "the checkpoint does not say which model it holds (no 'model_name'); it was not written by sws train"

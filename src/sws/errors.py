@@ -37,3 +37,16 @@ class TrainingError(SWSError, RuntimeError):
 
 class ConfigError(SWSError, ValueError):
     """A command-line flag or configuration value is invalid."""
+
+
+class UnknownModelArgument(ConfigError):
+    """A model was given a keyword argument its constructor does not take."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class OutputError(SWSError, ValueError):
+    """An output path cannot be written as asked (a special file, a folder in the way, a folder that
+    holds other files, or one that another run is using)."""

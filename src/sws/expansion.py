@@ -33,13 +33,8 @@ from timm.models._hub import save_config_for_hf
 from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
 from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
 from sws.errors import IncompatibleModelError
-from sws.fileio import atomic_dir
-from sws.learngene import (
-    Learngene,
-    block_tensor_shapes,
-    outer_tensor_shapes,
-    warn_head_count_change,
-)
+from sws.fileio import check_output_dir, write_files_atomic
+from sws.learngene import Learngene, warn_head_count_change
 
 
 @dataclass(frozen=True)
@@ -167,11 +162,7 @@ def _sws_shape_problems(model: nn.Module) -> list[str]:
     return problems
 
 
-def des_net_num_params(architecture: ViTArchitecture, depth: int) -> int:
-    """Parameters of a Des-Net of ``depth`` layers, counted from tensor shapes."""
-    block = sum(torch.Size(s).numel() for s in block_tensor_shapes(architecture).values())
-    outer = sum(torch.Size(s).numel() for s in outer_tensor_shapes(architecture).values())
-    return outer + depth * block
+DES_NET_FILES = ("model.safetensors", "config.json")
 
 
 def save_des_net(
@@ -183,16 +174,31 @@ def save_des_net(
     crop_pct: float | None = None,
     interpolation: str | None = None,
     provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Save a Des-Net as a timm hub folder (``config.json`` + ``model.safetensors``), atomically.
+    """Save a Des-Net as a timm hub folder (``config.json`` + ``model.safetensors``), each file
+    written atomically.
 
-    ``mean``/``std``/``crop_pct`` record the preprocessing it was trained with; ``provenance``
-    (and the expansion that made the model, if any) is stored under ``config.json``'s ``sws`` key,
-    which timm ignores.
+    ``mean``/``std``/``crop_pct`` record the preprocessing it was trained with (one mean and std per
+    input channel); ``provenance`` (and the expansion that made the model, if any) is stored under
+    ``config.json``'s ``sws`` key, which timm ignores. A folder that holds files, or a file at
+    ``out_dir``, is refused unless ``overwrite``, and then only the two files above are replaced;
+    ``protect`` lists inputs that must not be overwritten.
     """
     _check_sws_shaped(model)
     architecture = ViTArchitecture.of(model)
-    data_config = {"input_size": (architecture.in_chans, architecture.img_size, architecture.img_size)}
+    if architecture.norm_eps != TIMM_NORM_EPS or getattr(model, "layout", None) is not None:
+        raise IncompatibleModelError(
+            "only a plain Des-Net saves in timm's hub format; expand the learngene first (`sws expand`)"
+        )
+    data_config: dict[str, Any] = {"input_size": (architecture.in_chans, architecture.img_size, architecture.img_size)}
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None and len(value) != architecture.in_chans:
+            raise IncompatibleModelError(
+                f"--{key} has {len(value)} values but the Des-Net takes {architecture.in_chans}-channel images; "
+                f"give one {key} per channel"
+            )
     for key, value in (("mean", mean), ("std", std), ("crop_pct", crop_pct), ("interpolation", interpolation)):
         if value is not None:
             data_config[key] = tuple(value) if isinstance(value, (list, tuple)) else value
@@ -203,15 +209,15 @@ def save_des_net(
     model_config: dict[str, Any] = {"architecture": timm_base_name(architecture)}
     if sws_info:
         model_config["sws"] = sws_info
-    if architecture.norm_eps != TIMM_NORM_EPS or getattr(model, "layout", None) is not None:
-        raise IncompatibleModelError(
-            "only a plain Des-Net saves in timm's hub format; expand the learngene first (`sws expand`)"
-        )
     model_args = des_net_kwargs(architecture, len(model.blocks))
-    with atomic_dir(out_dir) as tmp:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        save_config_for_hf(
-            model, str(tmp / "config.json"), model_config=model_config, model_args=model_args, data_config=data_config
-        )
-    return Path(out_dir)
+    check_output_dir(out_dir, overwrite=overwrite, protect=protect, names=DES_NET_FILES)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return write_files_atomic(
+        out_dir,
+        {
+            "model.safetensors": lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}),
+            "config.json": lambda tmp: save_config_for_hf(
+                model, str(tmp), model_config=model_config, model_args=model_args, data_config=data_config
+            ),
+        },
+    )

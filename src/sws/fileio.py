@@ -1,20 +1,38 @@
-"""Atomic file writing: nothing already saved is lost when a write is interrupted.
+"""What sws promises about your files, in one module.
 
-Every artifact (learngene, checkpoint, Des-Net folder, report) is written to a temporary name in
-the destination's folder and renamed into place, so a reader sees the old file or the new one,
-never half of one.
+- **Atomic writes.** Every artifact (learngene, checkpoint, Des-Net folder, report) is written to a
+  temporary name in the destination's folder, flushed, and renamed into place, so a reader sees
+  the old file or the new one, never half of one. A full disk is reported as such, and the
+  previous file stays.
+- **Only regular files and folders are written.** A device, pipe or socket at an output path is
+  refused, never replaced.
+- **Nothing is deleted to make room.** Writing a folder output into a folder that holds other files,
+  or over a file, is refused unless the user asks (``--overwrite``), and then only sws's own files
+  are replaced; an input is never an output.
+- **One run per folder.** A training run or study holds a lock on its output folder
+  (``.sws.lock``, released when the process ends, even by a kill); a second run on the same folder
+  is refused with who holds it. Temporary files left by a killed write are removed when the next
+  run takes the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from sws.errors import OutputError
+
+LOCK_NAME = ".sws.lock"
 
 
 def _umask() -> int:
@@ -23,10 +41,62 @@ def _umask() -> int:
     return mask
 
 
+def check_output_file(path: str | os.PathLike[str], overwrite: bool = True) -> Path:
+    """Refuse an output file path that is a folder or a special file (or, unless ``overwrite``, an
+    existing file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give the name of a file to write (for example {path}/out.safetensors)")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise OutputError(f"{path} exists and is not a regular file (a device, pipe or socket); write elsewhere")
+        if not overwrite:
+            raise OutputError(f"{path} already exists; pass --overwrite to replace it, or choose another name")
+    return path
+
+
+def check_output_dir(
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+    protect: Iterable[str | os.PathLike[str]] = (),
+    names: Iterable[str] = (),
+) -> Path:
+    """Refuse a folder output path that is a special file, a file (unless ``overwrite``) or a folder
+    holding files (unless ``overwrite``), or one whose files ``names`` would replace an input in
+    ``protect``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        if not path.is_file():
+            raise OutputError(f"{path} exists and is not a folder or a regular file; write elsewhere")
+        if not overwrite:
+            raise OutputError(f"{path} is a file; pass --overwrite to replace it by a folder, or choose another name")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OutputError(
+            f"{path} is a folder that already holds files; choose a new folder, or pass --overwrite to replace "
+            "sws's own files in it (other files are kept)"
+        )
+    targets = {path.resolve(), *((path / name).resolve() for name in names)}
+    for protected in protect:
+        if Path(protected).resolve() in targets:
+            raise OutputError(f"writing {path} would replace the input {protected}; write the output elsewhere")
+    return path
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is flushed and renamed to ``path``."""
-    path = Path(path)
+    """Yield a temporary path beside ``path``; on success it is flushed and renamed to ``path``.
+
+    ``path`` must be a regular file or not exist yet. A write that fails on a full disk raises
+    ``OSError(ENOSPC)`` whatever the writing library raised, and leaves ``path`` as it was.
+    """
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -37,31 +107,117 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give them the usual mode
         os.replace(tmp, path)
+    except Exception as error:
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+        if not full and _disk_full(path.parent):  # torch.save says "unexpected pos", safetensors other things
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+def write_files_atomic(folder: str | os.PathLike[str], writers: dict[str, Any]) -> Path:
+    """Write each ``name: writer(tmp_path)`` of ``writers`` into ``folder`` atomically, one file at a
+    time; other files in the folder are left alone."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        old = folder.with_name(f".{folder.name}.replaced")
+        os.replace(folder, old)  # the caller was asked to overwrite a file with a folder
+        try:
+            folder.mkdir()
+        finally:
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, write in writers.items():
+        with atomic_path(folder / name) as tmp:
+            write(tmp)
+    return folder
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that a killed atomic write left in ``folder`` (call while holding
+    the folder's lock, so that no other write is in progress)."""
+    removed = []
+    for entry in Path(folder).glob(".*.tmp"):
+        if entry.is_file():
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+class RunLock:
+    """An exclusive lock on an output folder for the life of a run (``fcntl.flock`` on
+    ``folder/.sws.lock``: the system releases it when the process ends, even by SIGKILL).
+
+    Example:
+        >>> with RunLock("runs/aux"):
+        ...     train_for_a_while()
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        while True:
+            handle = self.path.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise OutputError(
+                    f"{self.folder} is in use by another sws run ({holder}); wait for it to finish or use "
+                    "another output folder"
+                ) from None
+            if self.path.exists() and os.fstat(handle.fileno()).st_ino == self.path.stat().st_ino:
+                break
+            handle.close()  # the previous holder removed the file between our open and our lock: retry
+        handle.seek(0)
+        handle.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}: {' '.join(sys.argv)[:300]}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self.handle is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+        self.handle = None
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+def run_folder(folder: str | os.PathLike[str] | None, enabled: bool = True) -> Iterator[Path | None]:
+    """The output folder of a run: checked, created, locked and cleared of stale temporary files;
+    removed again if the run fails before writing anything into it. ``None`` (or ``enabled=False``,
+    for processes other than rank 0) does nothing."""
+    if folder is None or not enabled:
+        yield Path(folder) if folder is not None else None
+        return
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output folder {folder} is a file; give a folder (a new one, or an earlier run's)")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with RunLock(folder):
+            remove_stale_temporaries(folder)
+            yield folder
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -72,3 +228,27 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
     return write_text_atomic(path, json.dumps(value, indent=2, default=str) + "\n")
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str:
+    """What a weights file is, from its first bytes and never by unpickling it: ``'safetensors'``
+    (an 8-byte little-endian header length that fits the file, then a JSON object),
+    ``'torch-zip'`` (``torch.save``'s zip archive), ``'pickle'`` (a bare pickle, protocol 2 or
+    later) or ``'unknown'``.
+
+    The safetensors test comes first and checks the whole header shape: a header length of 128
+    modulo 256 makes the first byte 0x80, which a one-byte pickle test mistakes for a pickle.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) == 9:
+        header_length = int.from_bytes(head[:8], "little")
+        if 2 <= header_length <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "torch-zip"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return "pickle"
+    return "unknown"

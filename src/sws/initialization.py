@@ -1,4 +1,5 @@
-"""Ways to initialize a Des-Net before training, all selectable by ``--init``:
+"""Ways to initialize a Des-Net before training: one table, ``METHODS``, that ``sws train --init``,
+``sws pipeline``, ``sws compare`` and their reports all read.
 
 ============  ==========================================================================================
 ``scratch``   timm's random initialization
@@ -12,6 +13,11 @@
               ``--inherit-layers``, default 3)
 ============  ==========================================================================================
 
+Each entry of ``METHODS`` says what the method is called in reports, how it is drawn in plots,
+which source it needs (a learngene, a TLEG learngene, a full ancestry ViT, or nothing), how many
+parameters it stores to initialize every depth, and the function that applies it. Adding a method
+is one ``InitMethod`` entry plus its function.
+
 ``--finetune CHECKPOINT`` instead starts from a whole model, as DeiT's flag does: a classifier of
 another size is dropped and the position embedding is resampled to the model's input size.
 
@@ -22,54 +28,181 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
 import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
 from timm.models import VisionTransformer
 
 from sws.architecture import ViTArchitecture
+from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_file
 from sws.errors import CheckpointError, ConfigError, IncompatibleModelError
 from sws.expansion import initialize_from_learngene
+from sws.extraction import load_learngene
+from sws.learngene import Learngene
 
 DEFAULT_INHERIT_LAYERS = 3
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """What an initialization may read: the ``sws train`` flags of the same names."""
+
+    load_gene: str | os.PathLike[str] | None = None
+    layers_source: str | None = None
+    ancestry: str | os.PathLike[str] | None = None
+    inherit_layers: int | None = None
+
+    @property
+    def k(self) -> int:
+        return DEFAULT_INHERIT_LAYERS if self.inherit_layers is None else self.inherit_layers
+
+
+@dataclass(frozen=True)
+class InitMethod:
+    """One way to initialize a Des-Net.
+
+    Attributes:
+        name: What ``--init`` and ``--methods`` call it.
+        label: Its name in reports and plot legends.
+        style: Its matplotlib colour.
+        source: The source it needs: ``"learngene"`` (``--load-gene``, an SWS learngene),
+            ``"tleg_learngene"`` (``--load-gene``, a TLEG learngene), ``"ancestry"``
+            (``--ancestry``, a full pre-trained ViT) or ``None``.
+        stores: What it keeps to initialize every depth, in words.
+        apply: Initializes a model in place from ``InitOptions``; returns a record.
+        stored_params: Parameters it keeps, from the source's path and ``InitOptions``.
+    """
+
+    name: str
+    label: str
+    style: str
+    source: str | None
+    stores: str
+    apply: Callable[[nn.Module, InitOptions], dict[str, Any]]
+    stored_params: Callable[[Path | None, InitOptions], int]
+
+    @property
+    def source_flag(self) -> str | None:
+        """The ``sws train`` flag that passes the source."""
+        return {"learngene": "load-gene", "tleg_learngene": "load-gene", "ancestry": "ancestry"}.get(self.source or "")
+
+
+def _apply_learngene(kind: str | None) -> Callable[[nn.Module, InitOptions], dict[str, Any]]:
+    def apply(model: nn.Module, options: InitOptions) -> dict[str, Any]:
+        if not options.load_gene:
+            raise ConfigError(f"--init {kind} expands a learngene: give --load-gene FILE")
+        gene = load_learngene(options.load_gene)
+        if kind is not None and gene.kind != kind:
+            raise ConfigError(
+                f"--init {kind} but {options.load_gene} is a {gene.kind} learngene; use --init {gene.kind}"
+            )
+        expansion = initialize_from_learngene(model, gene, options.layers_source)
+        return {"method": gene.kind, "learngene": str(options.load_gene), **expansion.to_dict()}
+
+    return apply
+
+
+def _apply_select(model: nn.Module, options: InitOptions) -> dict[str, Any]:
+    return {
+        "method": "select",
+        "ancestry": str(options.ancestry),
+        **select_layers(model, load_ancestry(options.ancestry)),
+    }
+
+
+def _apply_inherit(model: nn.Module, options: InitOptions) -> dict[str, Any]:
+    ancestry = load_ancestry(options.ancestry)
+    return {"method": "inherit", "ancestry": str(options.ancestry), **inherit_last_layers(model, ancestry, options.k)}
+
+
+def _learngene_params(path: Path | None, options: InitOptions) -> int:
+    return Learngene.load(path).num_params
+
+
+def _ancestry_params(path: Path | None, options: InitOptions) -> int:
+    return sum(p.numel() for p in load_ancestry(path).parameters())
+
+
+def _inherited_params(path: Path | None, options: InitOptions) -> int:
+    ancestry = load_ancestry(path)
+    blocks = sum(p.numel() for block in ancestry.blocks[-options.k :] for p in block.parameters())
+    return blocks + sum(p.numel() for p in ancestry.norm.parameters())
+
+
+METHODS: dict[str, InitMethod] = {
+    m.name: m
+    for m in (
+        InitMethod(
+            "sws", "SWS (learngene)", "C0", "learngene", "the learngene", _apply_learngene("sws"), _learngene_params
+        ),
+        InitMethod(
+            "tleg",
+            "TLEG (linear expansion)",
+            "C2",
+            "tleg_learngene",
+            "base and slope",
+            _apply_learngene("tleg"),
+            _learngene_params,
+        ),
+        InitMethod(
+            "select", "layer selection", "C4", "ancestry", "the whole ancestry", _apply_select, _ancestry_params
+        ),
+        InitMethod(
+            "inherit",
+            "last-layer inheritance",
+            "C5",
+            "ancestry",
+            "the ancestry's last layers",
+            _apply_inherit,
+            _inherited_params,
+        ),
+        InitMethod(
+            "scratch",
+            "from scratch",
+            "C3",
+            None,
+            "nothing (trains every size)",
+            lambda model, options: {"method": "scratch"},
+            lambda path, options: 0,
+        ),
+    )
+}
+
+
+def check_methods(names: Iterable[str], where: str = "--methods") -> list[str]:
+    """The method names, refused with the known ones unless all are in ``METHODS``."""
+    names = list(names)
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise ConfigError(f"{where} names unknown methods {unknown}; choose from {','.join(METHODS)}")
+    if not names:
+        raise ConfigError(f"{where} names no method; choose from {','.join(METHODS)}")
+    return names
 
 
 def initialize_model(
     model: nn.Module,
     method: str = "auto",
-    load_gene: str | os.PathLike[str] | None = None,
-    layers_source: str | None = None,
-    ancestry: str | os.PathLike[str] | None = None,
-    inherit_layers: int | None = None,
+    options: InitOptions | None = None,
     finetune: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Initialize ``model`` in place by ``method`` (see the module docstring)."""
-    if finetune and (load_gene or method not in ("auto", "scratch")):
+    """Initialize ``model`` in place by ``method`` (a ``METHODS`` name, or ``auto``: the learngene's own
+    kind when ``options.load_gene`` is given, else scratch) or from a whole ``finetune`` checkpoint."""
+    options = options or InitOptions()
+    if finetune and (options.load_gene or method not in ("auto", "scratch")):
         raise ConfigError("--finetune starts from a whole model; do not combine it with --load-gene or --init")
     if finetune:
         return load_finetune_weights(model, finetune)
     if method == "auto":
-        method = "learngene" if load_gene else "scratch"
-    if method in ("sws", "tleg", "learngene"):
-        from sws.learngene import load_learngene
-
-        gene = load_learngene(load_gene)
-        if method != "learngene" and gene.kind != method:
-            raise ConfigError(f"--init {method} but {load_gene} is a {gene.kind} learngene; use --init {gene.kind}")
-        expansion = initialize_from_learngene(model, gene, layers_source)
-        return {"method": gene.kind, "learngene": str(load_gene), **expansion.to_dict()}
-    if method in ("select", "inherit"):
-        source = load_ancestry(ancestry)
-        if method == "select":
-            return {"method": "select", "ancestry": str(ancestry), **select_layers(model, source)}
-        k = DEFAULT_INHERIT_LAYERS if inherit_layers is None else inherit_layers
-        return {"method": "inherit", "ancestry": str(ancestry), **inherit_last_layers(model, source, k)}
-    if method == "scratch":
-        return {"method": "scratch"}
-    raise ConfigError(f"unknown initialization {method!r}")
+        return _apply_learngene(None)(model, options) if options.load_gene else {"method": "scratch"}
+    check_methods([method], "--init")
+    return METHODS[method].apply(model, options)
 
 
 def load_ancestry(path: str | os.PathLike[str] | None) -> VisionTransformer:
@@ -78,11 +211,7 @@ def load_ancestry(path: str | os.PathLike[str] | None) -> VisionTransformer:
         raise ConfigError("this initialization copies a pre-trained model: give --ancestry")
     path = Path(path)
     if path.is_dir():
-        import timm
-
         return timm.create_model(f"local-dir:{path}", pretrained=True)
-    from sws.checkpoint import load_checkpoint, model_from_checkpoint
-
     model = model_from_checkpoint(load_checkpoint(path))
     if not isinstance(model, VisionTransformer):
         raise IncompatibleModelError(f"the ancestry {path} holds a {type(model).__name__}, not a ViT")
@@ -180,17 +309,9 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    from sws.checkpoint import read_torch_file
-
     if path.is_dir():
         path = path / "model.safetensors"
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"no weights at {path}")
-        return dict(load_file(str(path)))
-    loaded = read_torch_file(path)
+    loaded = read_weights_file(path)
     state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds no state dict")

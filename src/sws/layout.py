@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sws.errors import LayoutError
+from sws.parsing import comma_separated_ints
 
 # ``L16_33433`` (one digit per stage, as the paper's model names) or ``L20_5-5-5-5``.
 _SUFFIX_PATTERN = re.compile(r"L(\d+)_(\d+(?:-\d+)*)$")
@@ -84,17 +85,7 @@ class StageLayout:
                     f"{layout.depth}; fix the suffix, for example L16_33433"
                 )
             return layout
-        parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
-        if not parts:
-            raise LayoutError("the stage layout is empty; write it as 3,3,4,3,3 or L16_33433")
-        try:
-            counts = tuple(int(p) for p in parts)
-        except ValueError:
-            raise LayoutError(
-                f"cannot read stage layout {text!r}: write layers per stage as whole numbers "
-                "separated by commas (3,3,4,3,3) or as a model-name suffix (L16_33433)"
-            ) from None
-        return cls(counts)
+        return cls(tuple(comma_separated_ints(text, "stage layout", "3,3,4,3,3 or L16_33433", LayoutError)))
 
     @classmethod
     def from_model_name(cls, name: str) -> StageLayout | None:
@@ -196,14 +187,7 @@ class StageLayout:
 def parse_mapping(mapping: Sequence[int] | str) -> tuple[int, ...]:
     """Read a layer mapping such as ``"0,0,0,1,1,1,2,2,3,3,4,4"`` (quotes and spaces allowed)."""
     if isinstance(mapping, str):
-        parts = [p.strip() for p in mapping.strip().strip("'\"[]()").split(",") if p.strip()]
-        try:
-            values = tuple(int(p) for p in parts)
-        except ValueError:
-            raise LayoutError(
-                f"cannot read layer mapping {mapping!r}: write learngene layer indices separated "
-                "by commas, for example 0,0,0,1,1,1,2,2,3,3,4,4"
-            ) from None
+        values = tuple(comma_separated_ints(mapping, "layer mapping", "0,0,0,1,1,1,2,2,3,3,4,4", LayoutError))
     else:
         values = tuple(int(v) for v in mapping)
     if not values:

@@ -39,14 +39,13 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from timm.models.vision_transformer import Block
 
-import sws
-from sws.architecture import ViTArchitecture
+from sws.architecture import ViTArchitecture, block_tensor_shapes, des_net_num_params, outer_tensor_shapes
 from sws.aux_net import AuxNet
 from sws.errors import IncompatibleModelError, LearngeneFileError
-from sws.fileio import atomic_path
+from sws.fileio import atomic_path, sniff_format
 from sws.layout import StageLayout
+from sws.version import __version__
 
 TensorDict = dict[str, torch.Tensor]
 MappingLike = Sequence[int] | str | None
@@ -58,35 +57,6 @@ FORMAT_VERSION = 1
 STEM_KEYS = ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed")
 NORM_KEYS = ("norm.weight", "norm.bias")
 HEAD_KEYS = ("head.weight", "head.bias")
-
-
-def block_tensor_shapes(architecture: ViTArchitecture) -> dict[str, torch.Size]:
-    """Names and shapes of one transformer block's tensors (``attn.qkv.weight``, ...), read from a
-    timm ``Block`` built on the meta device, so they follow timm exactly."""
-    block = Block(
-        dim=architecture.embed_dim,
-        num_heads=architecture.num_heads,
-        mlp_ratio=architecture.mlp_ratio,
-        qkv_bias=architecture.qkv_bias,
-        device="meta",
-    )
-    return {name: tensor.shape for name, tensor in block.state_dict().items()}
-
-
-def outer_tensor_shapes(architecture: ViTArchitecture) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the embeddings, final norm and classifier."""
-    a = architecture
-    shapes: dict[str, tuple[int, ...]] = {
-        "patch_embed.proj.weight": (a.embed_dim, a.in_chans, a.patch_size, a.patch_size),
-        "patch_embed.proj.bias": (a.embed_dim,),
-        "pos_embed": (1, a.num_patches, a.embed_dim),
-        "norm.weight": (a.embed_dim,),
-        "norm.bias": (a.embed_dim,),
-    }
-    if a.num_classes:
-        shapes["head.weight"] = (a.num_classes, a.embed_dim)
-        shapes["head.bias"] = (a.num_classes,)
-    return shapes
 
 
 class Learngene(ABC):
@@ -187,6 +157,12 @@ class Learngene(ABC):
                     f"tensor {name} has shape {tuple(self.tensors[name].shape)} but the metadata implies "
                     f"{tuple(shape)}; the file is inconsistent: extract it again"
                 )
+        not_finite = [name for name, tensor in self.tensors.items() if not torch.isfinite(tensor).all()]
+        if not_finite:
+            raise LearngeneFileError(
+                f"the learngene holds NaN or infinite values (in {_few(sorted(not_finite))}); its Aux-Net diverged: "
+                "extract it from an earlier checkpoint or retrain with a lower --lr"
+            )
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -197,7 +173,7 @@ class Learngene(ABC):
             "aux_depth": str(self.aux_depth),
             "training": json.dumps(self.training, default=str),
             "source": self.source,
-            "sws_version": sws.__version__,
+            "sws_version": __version__,
             **self._kind_metadata(),
         }
 
@@ -247,8 +223,6 @@ class Learngene(ABC):
 
     def describe(self, depths: Sequence[int] = ()) -> dict[str, Any]:
         """What ``sws info`` prints: kind, layout, widths, parameter counts, mappings."""
-        from sws.expansion import des_net_num_params
-
         info: dict[str, Any] = {
             "kind": self.kind,
             "architecture": self.architecture.to_dict(),
@@ -344,13 +318,17 @@ def load_outer_tensors(model: nn.Module, tensors: dict[str, torch.Tensor]) -> No
 def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     if not path.is_file():
         raise LearngeneFileError(f"no learngene file at {path}; check the path")
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80":
+    kind = sniff_format(path)
+    if kind in ("pickle", "torch-zip"):
         raise LearngeneFileError(
             f"{path} is a pickled PyTorch file, not a learngene, and sws never unpickles one to find out; "
             "convert an official SWS checkpoint with `sws import-official`, or an sws training checkpoint "
             "with `sws extract`"
+        )
+    if kind != "safetensors":
+        raise LearngeneFileError(
+            f"{path} is not a safetensors file (it does not start with a safetensors header that fits the file); "
+            "it may be truncated or corrupt, or another kind of file: copy or extract it again"
         )
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -380,7 +358,8 @@ def warn_head_count_change(learngene_heads: int, model_heads: int) -> None:
         )
 
 
-# What a learngene records about the run that trained its Aux-Net (from the run's settings).
+# What a learngene records about the run that trained its Aux-Net (the run's settings of these
+# names; official checkpoints carry the same names in their ``args``).
 TRAINING_RECORD_KEYS = (
     "model",
     "epochs",
@@ -396,54 +375,13 @@ TRAINING_RECORD_KEYS = (
 )
 
 
-def extract(source: nn.Module | dict[str, Any] | str | os.PathLike[str], use_ema: bool = False) -> Learngene:
-    """Take a trained Aux-Net (a model, or an ``sws train`` checkpoint of one: its path or its loaded
-    dict) apart into its learngene.
-
-    Example:
-        >>> extract("runs/aux/checkpoint.pth").save("aux.learngene.safetensors")
-    """
-    from sws.checkpoint import load_checkpoint, model_from_checkpoint
-    from sws.tleg import TLEGAuxNet, TLEGLearngene
-
-    training: dict[str, Any] = {}
-    if isinstance(source, nn.Module):
-        model, origin = source, "sws extract"
-    else:
-        checkpoint = source if isinstance(source, dict) else load_checkpoint(source)
-        model = model_from_checkpoint(checkpoint, use_ema=use_ema)
-        args = checkpoint.get("args") or {}
-        training = {key: args[key] for key in TRAINING_RECORD_KEYS if args.get(key) is not None}
-        training["epochs_completed"] = int(checkpoint.get("epoch", -1)) + 1
-        if checkpoint.get("best_top1") is not None:
-            training["best_top1"] = float(checkpoint["best_top1"])
-        training["weights"] = "ema" if use_ema else "model"
-        origin = "sws extract" if isinstance(source, dict) else f"sws extract {Path(source).name}"
-    if isinstance(model, TLEGAuxNet):
-        return TLEGLearngene.from_aux_net(model, training=training, source=origin)
-    if isinstance(model, AuxNet):
-        return SWSLearngene.from_aux_net(model, training=training, source=origin)
-    raise IncompatibleModelError(
-        f"the checkpoint holds a {type(model).__name__}, not an Aux-Net, so it has no learngene; "
-        "extract from a run of `sws train --model aux_deit_small_patch16_224_L16_33433`"
-    )
-
-
-def load_learngene(path: str | os.PathLike[str], **official_options: Any) -> Learngene:
-    """A learngene from any file users hold: a learngene file, an official SWS or TLEG Aux-Net
-    checkpoint (``official_options`` go to ``import_official``), or an ``sws train`` checkpoint of
-    an Aux-Net. Pickled files are read weights-only.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LearngeneFileError(f"no learngene or checkpoint at {path}; check the path")
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
-        return Learngene.load(path)
-    from sws.official import import_official, load_official_checkpoint
-
-    checkpoint = load_official_checkpoint(path)
-    if "model_name" in checkpoint:  # written by sws train
-        return extract(checkpoint, use_ema=bool(official_options.get("use_ema")))
-    return import_official(checkpoint, **official_options)
+def training_record(settings: Any) -> dict[str, Any]:
+    """The ``TRAINING_RECORD_KEYS`` entries of a run's settings (a mapping or a Namespace), as
+    plain values."""
+    get = settings.get if isinstance(settings, dict) else (lambda key: getattr(settings, key, None))
+    record = {}
+    for key in TRAINING_RECORD_KEYS:
+        value = get(key)
+        if value is not None:
+            record[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return record

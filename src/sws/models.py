@@ -20,11 +20,12 @@ from typing import Any
 import timm
 import torch.nn as nn
 
-from sws.architecture import ViTArchitecture
-from sws.aux_net import DEIT_WIDTHS, AuxNet, create_aux_net
+from sws.architecture import DEIT_WIDTHS, ViTArchitecture
+from sws.aux_net import AuxNet, create_aux_net
 from sws.des_net import create_des_net
-from sws.errors import ConfigError
+from sws.errors import ConfigError, UnknownModelArgument
 from sws.layout import StageLayout
+from sws.tleg import TLEGAuxNet
 
 _AUX_NAME = re.compile(r"^aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_(L\d+_[\d-]+)$")
 _TLEG_NAME = re.compile(r"^tleg_aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
@@ -33,14 +34,27 @@ _DES_NAME = re.compile(r"^deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build ``name`` with ``kwargs``: an SWS name of any shape, a generic sws name, or any timm
-    model (``pretrained=True`` works for timm models when their weights can be reached)."""
+    model (``pretrained=True`` works for timm models when their weights can be reached). An argument
+    the model does not take is refused with ``UnknownModelArgument``."""
+    try:
+        return _create_model(name, **kwargs)
+    except TypeError as error:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if match is None:
+            raise
+        raise UnknownModelArgument(
+            f"model {name} does not take the argument {match.group(1)!r} (from --model-kwargs or the config); "
+            "remove it or check its spelling",
+            match.group(1),
+        ) from None
+
+
+def _create_model(name: str, **kwargs: Any) -> nn.Module:
     if timm.is_model(name):
         return timm.create_model(name, **kwargs)
     if name == "aux_net":
         return create_aux_net(**kwargs)
     if name == "tleg_aux_net":
-        from sws.tleg import TLEGAuxNet
-
         return TLEGAuxNet(**kwargs)
     if name == "des_net":
         if "depth" not in kwargs:
@@ -54,8 +68,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
         return create_aux_net(StageLayout.parse(suffix), **args)
     if match := _TLEG_NAME.match(name):
-        from sws.tleg import TLEGAuxNet
-
         size, patch, img, depth = match.groups()
         args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
         return TLEGAuxNet(depth=int(depth), **args)
@@ -83,6 +95,4 @@ def is_vit_family(name: str) -> bool:
 
 def is_aux_net(model: nn.Module) -> bool:
     """Whether ``model`` is an Aux-Net of any kind (its learngene can be extracted)."""
-    from sws.tleg import TLEGAuxNet
-
     return isinstance(model, (AuxNet, TLEGAuxNet))

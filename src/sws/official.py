@@ -28,10 +28,10 @@ from typing import Any
 import torch
 
 from sws.architecture import ViTArchitecture
-from sws.checkpoint import read_torch_file
+from sws.checkpoint import is_sws_checkpoint, read_torch_file
 from sws.errors import CheckpointError, LayoutError
 from sws.layout import StageLayout
-from sws.learngene import Learngene, SWSLearngene
+from sws.learngene import Learngene, SWSLearngene, training_record
 from sws.tleg import TLEGLearngene
 
 # Block parts as the official code names them (``blocks.block.<part>.instances.<s>``); they are
@@ -47,6 +47,9 @@ OFFICIAL_OUTER_KEYS = (
     "head.bias",
 )
 OFFICIAL_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, used throughout the official Aux-Nets
+
+# The official TLEG code registers its Aux-Nets under plain DeiT names, each with 12 layers.
+OFFICIAL_TLEG_DEPTHS = {"aux_deit_small_patch16_224": 12, "aux_deit_base_patch16_224": 12}
 
 # Head counts of the official Aux-Nets, by the width word in their model names: the official
 # small Aux-Net used 12 heads (head dimension 32), unlike DeiT-Small's 6.
@@ -83,6 +86,7 @@ def import_official(
     num_heads: int | None = None,
     use_ema: bool = False,
     aux_depth: int | None = None,
+    name: str | None = None,
 ) -> Learngene:
     """Convert an official SWS or TLEG Aux-Net checkpoint into a learngene.
 
@@ -93,10 +97,16 @@ def import_official(
         num_heads: Attention heads of the official Aux-Net; by default what the named official model
             used (``OFFICIAL_HEADS``).
         use_ema: Import the ``'model_ema'`` weights instead of ``'model'``.
-        aux_depth: Depth of a TLEG Aux-Net; by default read from the model name (``..._L16``).
+        aux_depth: Depth of a TLEG Aux-Net; by default read from the model name (``..._L16``, or
+            12 for the official TLEG names ``aux_deit_{tiny,small,base}_patch16_224``).
+        name: What to call the checkpoint in messages (default: its file name).
     """
     checkpoint = source if isinstance(source, dict) else load_official_checkpoint(source)
-    name = "the checkpoint" if isinstance(source, dict) else Path(source).name
+    name = name or ("the checkpoint" if isinstance(source, dict) else Path(source).name)
+    if is_sws_checkpoint(checkpoint):
+        raise CheckpointError(
+            f"{name} was written by sws train, not by the official code; take its learngene with `sws extract`"
+        )
     entry = "model_ema" if use_ema else "model"
     state = checkpoint.get(entry)
     if not isinstance(state, dict) or not state:
@@ -162,10 +172,7 @@ def _import_tleg(
     """``blocks.block.<part>.instances.0.weight_base|weight_ilayer`` become ``base.<part>.weight``
     and ``slope.<part>.weight``."""
     if aux_depth is None:
-        match = re.search(r"_L(\d+)", model_name)
-        if not match:
-            raise LayoutError(f"cannot tell the TLEG Aux-Net's depth from model name {model_name!r}; pass --aux-depth")
-        aux_depth = int(match.group(1))
+        aux_depth = official_tleg_depth(model_name)
     tensors = _outer_tensors(state)
     expected = [
         f"blocks.block.{part}.instances.0.{what}_{role}"
@@ -180,6 +187,17 @@ def _import_tleg(
     gene = TLEGLearngene(architecture, tensors, aux_depth=aux_depth, training=training, source=source)
     gene.check()
     return gene
+
+
+def official_tleg_depth(model_name: str) -> int:
+    """The depth of an official TLEG Aux-Net, from its model name: an ``_L<depth>`` suffix, or the
+    official code's fixed 12 layers for its ``aux_deit_*_patch16_224`` names."""
+    match = re.search(r"_L(\d+)", model_name)
+    if match:
+        return int(match.group(1))
+    if model_name in OFFICIAL_TLEG_DEPTHS:
+        return OFFICIAL_TLEG_DEPTHS[model_name]
+    raise LayoutError(f"cannot tell the TLEG Aux-Net's depth from model name {model_name!r}; pass --aux-depth")
 
 
 def _outer_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -235,21 +253,5 @@ def _training_record(checkpoint: dict[str, Any], args: Any) -> dict[str, Any]:
     record: dict[str, Any] = {"code": "official"}
     if "epoch" in checkpoint:
         record["epochs_completed"] = int(checkpoint["epoch"]) + 1
-    names = (
-        "model",
-        "epochs",
-        "batch_size",
-        "lr",
-        "data_set",
-        "teacher_model",
-        "distillation_type",
-        "distillation_alpha",
-        "distillation_tau",
-        "input_size",
-        "seed",
-    )
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            record[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    record.update(training_record(args))
     return record

@@ -28,7 +28,13 @@ def _duration(seconds: float) -> str:
 
 
 class EpochProgress:
-    """Progress of one epoch: a tqdm bar on a terminal, else a line every ``1/lines`` of the epoch."""
+    """Progress of one epoch: a tqdm bar on a terminal, else a line every ``1/lines`` of the epoch.
+
+    The training loop calls ``update`` every step with the images it took, and passes the loss only
+    on the steps where ``due(step)`` (every ``1/lines`` of the epoch and the last step), so that
+    reading the loss, which waits for the device, happens a few times per epoch, not every step.
+    ``due`` does not depend on the rank, so every process syncs on the same steps.
+    """
 
     def __init__(self, total: int, title: str, enabled: bool, lines: int = 10, stream: Any = None) -> None:
         self.total = total
@@ -43,16 +49,21 @@ class EpochProgress:
         if enabled and self.stream.isatty():
             self.bar = tqdm(total=total, desc=title, file=self.stream, dynamic_ncols=True, leave=True)
 
-    def update(self, loss: float, lr: float, images: int) -> None:
+    def due(self, step: int) -> bool:
+        """Whether step ``step`` (0-based) is one where the loop reads and shows the loss."""
+        return (step + 1) % self.every == 0 or step + 1 == self.total
+
+    def update(self, images: int, loss: float | None = None, lr: float | None = None) -> None:
         self.step += 1
         self.images += images
         if not self.enabled:
             return
         rate = self.images / max(time.perf_counter() - self.start, 1e-9)
         if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {loss:.4f} lr {lr:.2e} {rate:.0f} img/s", refresh=False)
+            if loss is not None:
+                self.bar.set_postfix_str(f"loss {loss:.4f} lr {lr:.2e} {rate:.0f} img/s", refresh=False)
             self.bar.update(1)
-        elif self.step % self.every == 0 or self.step == self.total:
+        elif loss is not None:
             eta = (self.total - self.step) * (time.perf_counter() - self.start) / self.step
             print(
                 f"{self.title} [{self.step:>{len(str(self.total))}}/{self.total}] loss {loss:.4f} lr {lr:.2e} "

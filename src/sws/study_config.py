@@ -11,6 +11,7 @@ See ``src/sws/configs/mnist5k.yaml`` for every key, with comments.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 from collections.abc import Iterable
@@ -21,11 +22,11 @@ from typing import Any
 import yaml
 
 from sws.errors import ConfigError
+from sws.initialization import check_methods
+from sws.parsing import comma_separated_ints
+from sws.train_config import build_parser as build_train_parser
 
 DEFAULT_CONFIG = "mnist5k"
-
-# Des-Net initializations a study can compare (see sws.initialization).
-METHODS = ("sws", "tleg", "select", "inherit", "scratch")
 
 TOP_LEVEL_KEYS = {
     "data_set",
@@ -74,9 +75,8 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
     unknown = sorted(set(config) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"{where} has unknown keys {unknown}; known: {sorted(TOP_LEVEL_KEYS)}")
-    for method in config.get("methods", []):
-        if method not in METHODS:
-            raise ConfigError(f"{where} lists unknown method {method!r}; choose from {list(METHODS)}")
+    if "methods" in config:
+        check_methods(config["methods"], f"{where}'s methods")
     depths = config.get("depths", [])
     if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
         raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
@@ -104,9 +104,7 @@ def train_flags(*sections: dict[str, Any] | None) -> list[str]:
     """``sws train`` arguments from flag mappings (later sections win): ``{'lr': 0.001,
     'unscale-lr': True}`` becomes ``['--lr', '0.001', '--unscale-lr']``; names are checked against
     ``sws train``'s flags."""
-    from sws.train_config import build_parser
-
-    parser = build_parser()
+    parser = build_train_parser()
     options = {option: action for action in parser._actions for option in action.option_strings}
     merged: dict[str, Any] = {}
     for section in sections:
@@ -134,3 +132,45 @@ def _flag_name(key: str, options: dict[str, Any]) -> str:
         if candidate in options:
             return candidate
     raise ConfigError(f"the config sets unknown sws train flag {key!r}; see `sws train --help`")
+
+
+def add_study_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that ``sws pipeline`` and ``sws compare`` share."""
+    p.add_argument("--config", default=None, help=f"YAML file or packaged config {packaged_configs()}")
+    p.add_argument("--data-path", default=None, help="ImageFolder with train/ and val/ (sets --data-set FOLDER)")
+    p.add_argument("--data-set", default=None, help="MNIST5K (default), DIGITS, FASHION_MNIST, FOLDER, IMNET, ...")
+    p.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None, help="run folder")
+    p.add_argument("--depths", default=None, help="Des-Net depths, e.g. 4,6,8,12")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda")
+    p.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change any config value, e.g. --set aux.train.epochs=10 (repeatable)",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The config (``--config``, else ``config_file``, else the default), then the flags, then the
+    ``--set`` assignments. The output folder is the caller's business."""
+    config = load_config(args.config or config_file)
+    data_set = args.data_set.upper() if args.data_set and "/" not in args.data_set else args.data_set
+    if args.data_path:
+        config["data_path"] = args.data_path
+        config["data_set"] = data_set or ("FOLDER" if config.get("data_set") in BUILTIN_DATA else config["data_set"])
+    elif data_set:
+        config["data_set"] = data_set
+    for key in ("seed", "device"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    if args.depths:
+        config["depths"] = comma_separated_ints(args.depths, "--depths")
+    return apply_overrides(config, args.assignments)
+
+
+# Data sets that ship with sws: pointing such a config at a folder means an ImageFolder.
+BUILTIN_DATA = ("MNIST5K", "DIGITS")

@@ -24,16 +24,10 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 from torch.nn.utils import parametrize
 
+from sws.architecture import block_tensor_shapes, outer_tensor_shapes
 from sws.aux_net import AuxNetBase
 from sws.errors import IncompatibleModelError, LayoutError
-from sws.learngene import (
-    Learngene,
-    MappingLike,
-    TensorDict,
-    block_tensor_shapes,
-    load_outer_tensors,
-    outer_tensor_shapes,
-)
+from sws.learngene import Learngene, MappingLike, TensorDict, load_outer_tensors
 
 
 class AlongDepth(nn.Module):

@@ -35,8 +35,9 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +52,32 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-from sws.checkpoint import BEST_NAME, LAST_NAME, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from sws.cost import peak_memory_mb, reset_peak_memory
-from sws.data import (
-    AugmentConfig,
-    DataSpec,
-    ShardSampler,
-    batch_to_device,
-    build_datasets,
-    build_loader,
-    build_train_sampler,
-    build_transform,
-    check_not_empty,
+from sws.checkpoint import (
+    BEST_NAME,
+    LAST_NAME,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    training_checkpoint,
 )
+from sws.cost import forward_flops, peak_memory_mb, reset_peak_memory, training_flops
+from sws.data import DataSpec, TrainingData, build_training_data
 from sws.distill import DistillationLoss, load_teacher
-from sws.distributed import Processes, all_finite, all_reduce_sum, barrier, init_processes, shutdown
+from sws.distributed import (
+    Processes,
+    all_reduce_min,
+    all_reduce_sum,
+    barrier,
+    broadcast_module,
+    gather_objects,
+    run_processes,
+)
 from sws.errors import CheckpointError, ConfigError, TrainingError
-from sws.fileio import write_json_atomic, write_text_atomic
-from sws.initialization import initialize_model
+from sws.expansion import is_sws_shaped, save_des_net
+from sws.extraction import extract
+from sws.fileio import run_folder, write_json_atomic, write_text_atomic
+from sws.initialization import InitOptions, initialize_model
 from sws.models import create_model, is_aux_net, is_vit_family
 from sws.progress import EpochProgress, RunLog
 from sws.train_config import parse_args
@@ -82,16 +91,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     summary: dict[str, Any]
     output_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Data:
-    train_loader: torch.utils.data.DataLoader
-    val_loader: torch.utils.data.DataLoader
-    train_sampler: Any
-    spec: DataSpec
-    input_size: int
+    ema: nn.Module | None = None  # the EMA weights, with --model-ema
 
 
 @dataclass
@@ -108,6 +108,22 @@ class Optimization:
     lr: float
     global_batch: int
     updates_per_epoch: int
+    epochs: int
+    accumulation_step: int = 1
+    clip_grad: float | None = None
+    sched_on_updates: bool = False
+
+    def schedule_after_epoch(self, epoch: int) -> None:
+        """Step a per-epoch schedule at the end of ``epoch`` (a per-update one steps in the loop)."""
+        if not self.sched_on_updates:
+            self.scheduler.step(epoch + 1)
+
+    def schedule_from(self, start_epoch: int) -> None:
+        """Put the schedule where it stands at the start of ``start_epoch`` (on resume)."""
+        if self.sched_on_updates:
+            self.scheduler.step_update(start_epoch * self.updates_per_epoch)
+        else:
+            self.scheduler.step(start_epoch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,11 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train(args: argparse.Namespace) -> TrainResult:
     """Run ``sws train`` with parsed ``args`` (see ``sws.train_config``)."""
-    processes = init_processes(args.device)
-    try:
-        return _train(args, processes)
-    finally:
-        shutdown(processes)
+    with run_processes(args.device) as processes:
+        output_dir = Path(args.output_dir) if args.output_dir else None
+        with run_folder(output_dir, enabled=processes.is_main):
+            return _train(args, processes, output_dir)
 
 
 def seed_everything(seed: int) -> None:
@@ -150,37 +165,25 @@ def model_spec(
     return args.model, kwargs
 
 
-def build_data(args: argparse.Namespace, processes: Processes) -> Data:
-    """Data sets, DeiT's transforms and the loaders (training sharded across processes; evaluation
-    sharded without repeats)."""
-    train_set, val_set, spec = build_datasets(args.data_set, args.data_path, num_classes=args.num_classes)
-    input_size = args.input_size or spec.native_size or 224
-    aug = AugmentConfig(
-        input_size=input_size,
-        color_jitter=args.color_jitter,
-        auto_augment=args.aa,
-        interpolation=args.train_interpolation,
-        reprob=args.reprob,
-        remode=args.remode,
-        recount=args.recount,
-        hflip=spec.hflip if args.hflip is None else args.hflip,
-        eval_crop_ratio=args.eval_crop_ratio,
-        crop_padding=args.crop_pad,
+def build_model(
+    args: argparse.Namespace, data: TrainingData, device: torch.device
+) -> tuple[nn.Module, str, dict[str, Any], dict[str, Any]]:
+    """The model, initialized by ``--init`` / ``--load-gene`` / ``--finetune``; returns it with its
+    name, rebuild arguments and the initialization record."""
+    name, model_kwargs = model_spec(args, data.spec.num_classes, data.spec.in_chans, data.input_size)
+    model = create_model(name, drop_rate=args.drop, drop_path_rate=args.drop_path, **model_kwargs)
+    options = InitOptions(
+        load_gene=args.load_gene or None,
+        layers_source=args.layers_source,
+        ancestry=args.ancestry or None,
+        inherit_layers=args.inherit_layers,
     )
-    train_set.transform = build_transform(True, spec, aug)
-    val_set.transform = build_transform(False, spec, aug)
-    check_not_empty(train_set, "training", args.batch_size, processes.world_size, drop_last=not args.eval)
-    check_not_empty(val_set, "validation", 1, 1, drop_last=False)
-    workers = min(args.num_workers, os.cpu_count() or 1)
-    pin = args.pin_mem and processes.device.type == "cuda"
-    sampler = build_train_sampler(train_set, processes.world_size, processes.rank, args.seed, args.repeated_aug)
-    train_loader = build_loader(train_set, sampler, args.batch_size, workers, drop_last=True, pin_memory=pin)
-    shards = ShardSampler(len(val_set), processes.world_size, processes.rank)
-    val_loader = build_loader(val_set, shards, int(1.5 * args.batch_size), workers, drop_last=False, pin_memory=pin)
-    return Data(train_loader, val_loader, sampler, spec, input_size)
+    init_record = initialize_model(model, args.init, options, finetune=args.finetune or None)
+    return model.to(device), name, model_kwargs, init_record
 
 
-def build_teacher(args: argparse.Namespace, data: Data, device: torch.device) -> nn.Module | None:
+def build_teacher(args: argparse.Namespace, data: TrainingData, device: torch.device) -> nn.Module | None:
+    """The frozen teacher, checked on one batch of the data's shape before any training."""
     if args.distillation_type == "none":
         return None
     teacher = load_teacher(
@@ -190,12 +193,33 @@ def build_teacher(args: argparse.Namespace, data: Data, device: torch.device) ->
         data.spec.in_chans,
         dict(args.teacher_model_kwargs),
         img_size=data.input_size,
-    )
-    return teacher.to(device)
+    ).to(device)
+    check_teacher_fits(teacher, data, device)
+    return torch.compile(teacher) if args.compile else teacher
+
+
+def check_teacher_fits(teacher: nn.Module, data: TrainingData, device: torch.device) -> None:
+    """Run the teacher once on zeros shaped like the data, so that a teacher for other images or
+    classes is refused before training rather than at its first step."""
+    shape = (2, data.spec.in_chans, data.input_size, data.input_size)
+    try:
+        with torch.no_grad():
+            outputs = teacher(torch.zeros(shape, device=device))
+    except RuntimeError as error:
+        raise ConfigError(
+            f"the teacher cannot read this data's {shape[1]}-channel {shape[2]}x{shape[3]} images "
+            f"({str(error).splitlines()[0]}); give a teacher trained on this data"
+        ) from None
+    classes = outputs.shape[-1] if outputs.ndim == 2 else None
+    if classes != data.spec.num_classes:
+        raise ConfigError(
+            f"the teacher predicts {classes} classes but the data has {data.spec.num_classes}; "
+            "give a teacher trained on this data's classes"
+        )
 
 
 def build_optimization(
-    args: argparse.Namespace, model: nn.Module, teacher: nn.Module | None, data: Data, processes: Processes
+    args: argparse.Namespace, model: nn.Module, teacher: nn.Module | None, data: TrainingData, processes: Processes
 ) -> Optimization:
     """timm's optimizer (AdamW by default, no decay on norms, biases and pos_embed), its schedule
     (cosine with warmup), mixup and cutmix, the loss with distillation, EMA and autocast."""
@@ -219,35 +243,18 @@ def build_optimization(
         step_on_epochs=not args.sched_on_updates,
         updates_per_epoch=updates_per_epoch,
     )
-    amp_dtype = _amp_dtype(args.amp, processes.device)
-    mixup = None
-    if args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None:
-        if args.batch_size % 2:
-            raise ConfigError(
-                "mixup and cutmix pair images within a batch: use an even --batch-size (or --mixup 0 --cutmix 0)"
-            )
-        mixup = Mixup(
-            mixup_alpha=args.mixup,
-            cutmix_alpha=args.cutmix,
-            cutmix_minmax=args.cutmix_minmax,
-            prob=args.mixup_prob,
-            switch_prob=args.mixup_switch_prob,
-            mode=args.mixup_mode,
-            label_smoothing=args.smoothing,
-            num_classes=data.spec.num_classes,
-        )
-    if mixup is not None:
-        base_criterion: nn.Module = SoftTargetCrossEntropy()
-    elif args.smoothing > 0:
-        base_criterion = LabelSmoothingCrossEntropy(smoothing=args.smoothing)
-    else:
-        base_criterion = nn.CrossEntropyLoss()
+    amp_dtype = amp_dtype_for(args.amp, processes.device)
+    mixup = build_mixup(args, data.spec.num_classes)
     return Optimization(
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(processes.device.type, enabled=amp_dtype == torch.float16),
         criterion=DistillationLoss(
-            base_criterion, teacher, args.distillation_type, args.distillation_alpha, args.distillation_tau
+            label_criterion(args, mixup),
+            teacher,
+            args.distillation_type,
+            args.distillation_alpha,
+            args.distillation_tau,
         ),
         mixup=mixup,
         ema=create_model_ema(model, args.model_ema_decay) if args.model_ema else None,
@@ -255,14 +262,48 @@ def build_optimization(
         lr=lr,
         global_batch=global_batch,
         updates_per_epoch=updates_per_epoch,
+        epochs=args.epochs,
+        accumulation_step=args.accumulation_step,
+        clip_grad=args.clip_grad,
+        sched_on_updates=args.sched_on_updates,
     )
 
 
+def build_mixup(args: argparse.Namespace, num_classes: int) -> Mixup | None:
+    """timm's mixup/cutmix with label smoothing, or ``None`` when both are off."""
+    if not (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None):
+        return None
+    if args.batch_size % 2:
+        raise ConfigError(
+            "mixup and cutmix pair images within a batch: use an even --batch-size (or --mixup 0 --cutmix 0)"
+        )
+    return Mixup(
+        mixup_alpha=args.mixup,
+        cutmix_alpha=args.cutmix,
+        cutmix_minmax=args.cutmix_minmax,
+        prob=args.mixup_prob,
+        switch_prob=args.mixup_switch_prob,
+        mode=args.mixup_mode,
+        label_smoothing=args.smoothing,
+        num_classes=num_classes,
+    )
+
+
+def label_criterion(args: argparse.Namespace, mixup: Mixup | None) -> nn.Module:
+    """The loss on the labels: soft targets after mixup, else label smoothing or cross-entropy."""
+    if mixup is not None:
+        return SoftTargetCrossEntropy()
+    if args.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=args.smoothing)
+    return nn.CrossEntropyLoss()
+
+
 def resume(
-    path: Path, model: nn.Module, opt: Optimization, args: argparse.Namespace, processes: Processes
+    path: Path, model: nn.Module, opt: Optimization, processes: Processes, weights_only: bool = False
 ) -> tuple[int, list[dict[str, Any]], float | None]:
-    """Restore a run from its checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
-    Returns the next epoch, the epoch records so far and the best top-1."""
+    """Restore a run from its checkpoint: weights, optimizer, schedule, EMA, scaler and this
+    process's random state (``weights_only``: the weights alone, for ``--eval``). Returns the next
+    epoch, the epoch records so far and the best top-1."""
     checkpoint = load_checkpoint(path)
     try:
         model.load_state_dict(checkpoint["model"])
@@ -271,8 +312,8 @@ def resume(
             f"{path} holds another model ({checkpoint.get('model_name')}: {str(error).splitlines()[0]}); "
             "resume with the --model and model flags of the run that wrote it"
         ) from None
-    if args.eval:
-        return 0, [], None
+    if weights_only:
+        return 0, list(checkpoint.get("history", [])), checkpoint.get("best_top1")
     opt.optimizer.load_state_dict(checkpoint["optimizer"])
     opt.scheduler.load_state_dict(checkpoint["lr_scheduler"])
     if opt.ema is not None and checkpoint.get("model_ema"):
@@ -280,191 +321,194 @@ def resume(
     if checkpoint.get("scaler"):
         opt.scaler.load_state_dict(checkpoint["scaler"])
     start_epoch = int(checkpoint["epoch"]) + 1
-    if "rng" in checkpoint and processes.world_size == 1:  # one process saves one random state
-        restore_rng_state(checkpoint["rng"])
-    if args.sched_on_updates:
-        opt.scheduler.step_update(start_epoch * opt.updates_per_epoch)
-    else:
-        opt.scheduler.step(start_epoch)
+    restore_process_rng(checkpoint.get("rng"), processes)
+    opt.schedule_from(start_epoch)
     return start_epoch, list(checkpoint.get("history", [])), checkpoint.get("best_top1")
 
 
-def _train(args: argparse.Namespace, processes: Processes) -> TrainResult:
+def restore_process_rng(states: Any, processes: Processes) -> None:
+    """Give each process back its own random state; a run resumed with another number of processes
+    carries on, but its random streams differ from an uninterrupted run's."""
+    if states is None:
+        return
+    states = [states] if isinstance(states, dict) else list(states)  # one dict: sws 0.1 checkpoints
+    if len(states) != processes.world_size:
+        warnings.warn(
+            f"the checkpoint was written by {len(states)} process(es) and this run has {processes.world_size}: "
+            "training resumes, but augmentation and dropout draw other random numbers than an uninterrupted run",
+            stacklevel=2,
+        )
+        return
+    restore_rng_state(states[processes.rank])
+
+
+def _train(args: argparse.Namespace, processes: Processes, output_dir: Path | None) -> TrainResult:
     device = processes.device
     seed_everything(args.seed + processes.rank)
-    output_dir = Path(args.output_dir) if args.output_dir else None
     writes_files = processes.is_main and output_dir is not None
-    if writes_files:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    say = print if processes.is_main else (lambda *a, **k: None)
-
-    data = build_data(args, processes)
-    name, model_kwargs = model_spec(args, data.spec.num_classes, data.spec.in_chans, data.input_size)
-    model = create_model(name, drop_rate=args.drop, drop_path_rate=args.drop_path, **model_kwargs)
-    init_record = initialize_model(
-        model,
-        method=args.init,
-        load_gene=args.load_gene or None,
-        layers_source=args.layers_source,
-        ancestry=args.ancestry or None,
-        inherit_layers=args.inherit_layers,
-        finetune=args.finetune or None,
-    )
-    model.to(device)
+    data = build_training_data(args, processes)
+    model, name, model_kwargs, init_record = build_model(args, data, device)
+    broadcast_module(model, processes)  # every rank starts from rank 0's weights, EMA copies included
     teacher = build_teacher(args, data, device)
     opt = build_optimization(args, model, teacher, data, processes)
-
-    run_log = RunLog(output_dir, processes.is_main, args.tensorboard)
+    run_log = RunLog(output_dir, writes_files, args.tensorboard)
     start_epoch, history, best_top1 = 0, [], None
     resume_path = _resume_path(args, output_dir)
     if resume_path is not None:
-        start_epoch, history, best_top1 = resume(resume_path, model, opt, args, processes)
+        start_epoch, history, best_top1 = resume(resume_path, model, opt, processes, weights_only=args.eval)
         if not args.eval:
             run_log.rewrite(history)  # every epoch exactly once, whatever the log held at the crash
-            say(f"resumed from {resume_path}: epoch {start_epoch} of {args.epochs}")
-
-    train_model: nn.Module = torch.compile(model) if args.compile else model
-    if processes.distributed:
-        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    params = sum(p.numel() for p in model.parameters())
-    say(
-        f"sws train: {name} ({params / 1e6:.2f}M params, init {init_record['method']}) on {data.spec.name} "
-        f"({len(data.train_loader.dataset)} train / {len(data.val_loader.dataset)} val, {data.input_size}px), "
-        f"{processes.world_size} process(es) on {device}, global batch {opt.global_batch}, lr {opt.lr:.2e}"
-    )
+            processes.print(f"resumed from {resume_path}: epoch {start_epoch} of {args.epochs}")
+    _announce(name, model, init_record, data, opt, processes)
     if args.eval:
-        stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
-        say(
-            f"eval: top-1 {stats['top1']:.2f}%  top-5 {stats['top5']:.2f}%  loss {stats['loss']:.4f}  "
-            f"{stats['images_per_sec']:.0f} img/s"
-        )
-        return TrainResult(model, history, {"eval": stats}, output_dir)
+        return TrainResult(model, history, {"eval": _evaluate_once(model, data, opt, processes)}, output_dir)
     if writes_files:
         write_text_atomic(output_dir / "args.yaml", yaml.safe_dump(_plain_args(args), sort_keys=False))
-
-    # ---- the loop: train an epoch, evaluate, checkpoint, log -------------------------------------
+    train_model = _wrap_for_training(model, args, processes)
+    run = _RunFiles(output_dir if writes_files else None, name, model_kwargs, init_record, args, data.spec)
     for epoch in range(start_epoch, args.epochs):
-        if hasattr(data.train_sampler, "set_epoch"):
-            data.train_sampler.set_epoch(epoch)
-        epoch_start = time.perf_counter()
-        reset_peak_memory(device)
-        train_stats = train_one_epoch(train_model, data.train_loader, opt, epoch, args, processes)
-        eval_stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            **{f"train_{k}": v for k, v in train_stats.items()},
-            **{f"eval_{k}": v for k, v in eval_stats.items()},
-        }
-        if opt.ema is not None and args.model_ema_eval:
-            ema_stats = evaluate(opt.ema.module, data.val_loader, device, opt.amp_dtype, processes)
-            record.update({f"ema_{k}": v for k, v in ema_stats.items()})
-        record["epoch_seconds"] = time.perf_counter() - epoch_start
-        record["peak_memory_mb"] = peak_memory_mb(device)
+        record = train_and_evaluate_epoch(train_model, model, data, opt, epoch, processes, args)
         history.append(record)
-        improved = best_top1 is None or eval_stats["top1"] > best_top1
-        best_top1 = eval_stats["top1"] if improved else best_top1
-        if writes_files:
-            state = {
-                "model": model.state_dict(),
-                "model_ema": opt.ema.module.state_dict() if opt.ema is not None else None,
-                "optimizer": opt.optimizer.state_dict(),
-                "lr_scheduler": opt.scheduler.state_dict(),
-                "scaler": opt.scaler.state_dict() if opt.scaler.is_enabled() else None,
-                "epoch": epoch,
-                "model_name": name,
-                "model_kwargs": model_kwargs,
-                "args": _plain_args(args),
-                "rng": capture_rng_state(),
-                "history": history,
-                "best_top1": best_top1,
-                "init": init_record,
-            }
-            save_checkpoint(output_dir / LAST_NAME, state)
-            if improved:
-                shutil.copyfile(output_dir / LAST_NAME, output_dir / f".{BEST_NAME}.tmp")
-                os.replace(output_dir / f".{BEST_NAME}.tmp", output_dir / BEST_NAME)
-            run_log.append(record)
-        say(
-            f"epoch {epoch + 1}/{args.epochs}: train loss {train_stats['loss']:.4f}  top-1 {eval_stats['top1']:.2f}%  "
-            f"top-5 {eval_stats['top5']:.2f}%  {train_stats['images_per_sec']:.0f} img/s  "
-            f"{record['epoch_seconds']:.1f}s"
+        improved = best_top1 is None or record["eval_top1"] > best_top1
+        best_top1 = record["eval_top1"] if improved else best_top1
+        run.save_epoch(model, opt, epoch, history, best_top1, improved, processes)
+        run_log.append(record)
+        processes.print(
+            f"epoch {epoch + 1}/{args.epochs}: train loss {record['train_loss']:.4f}  "
+            f"top-1 {record['eval_top1']:.2f}%  top-5 {record['eval_top5']:.2f}%  "
+            f"{record['train_images_per_sec']:.0f} img/s  {record['epoch_seconds']:.1f}s"
         )
     barrier(processes)
     run_log.close()
-
     summary = _summary(name, model, teacher, history, best_top1, init_record, args, data)
-    if writes_files:
-        _save_final_artifacts(model, output_dir, data.spec, args, init_record)
-        write_json_atomic(output_dir / "summary.json", summary)
+    run.save_final(model, summary)
     barrier(processes)  # the next step of a pipeline may read what rank 0 just wrote
     if history:
-        say(
+        processes.print(
             f"done: {len(history)} epochs, final top-1 {history[-1]['eval_top1']:.2f}%, best {best_top1:.2f}%"
             + (f"; outputs in {output_dir}" if output_dir else "")
         )
-    extra = {"optimizer": opt.optimizer, "teacher": teacher, "criterion": opt.criterion, "ema": opt.ema}
-    return TrainResult(model, history, summary, output_dir, extra=extra)
+    return TrainResult(model, history, summary, output_dir, ema=opt.ema.module if opt.ema is not None else None)
+
+
+def _announce(
+    name: str,
+    model: nn.Module,
+    init_record: dict[str, Any],
+    data: TrainingData,
+    opt: Optimization,
+    processes: Processes,
+) -> None:
+    params = sum(p.numel() for p in model.parameters())
+    where = "on the device" if data.on_device else "through a DataLoader"
+    processes.print(
+        f"sws train: {name} ({params / 1e6:.2f}M params, init {init_record['method']}) on {data.spec.name} "
+        f"({len(data.train_loader.dataset)} train / {len(data.val_loader.dataset)} val, {data.input_size}px, "
+        f"{where}), {processes.world_size} process(es) on {processes.device}, global batch {opt.global_batch}, "
+        f"lr {opt.lr:.2e}"
+    )
+
+
+def _evaluate_once(model: nn.Module, data: TrainingData, opt: Optimization, processes: Processes) -> dict[str, float]:
+    stats = evaluate(model, data.val_loader, processes.device, opt.amp_dtype, processes)
+    processes.print(
+        f"eval: top-1 {stats['top1']:.2f}%  top-5 {stats['top5']:.2f}%  loss {stats['loss']:.4f}  "
+        f"{stats['images_per_sec']:.0f} img/s"
+    )
+    return stats
+
+
+def _wrap_for_training(model: nn.Module, args: argparse.Namespace, processes: Processes) -> nn.Module:
+    """``torch.compile`` (``--compile``) and DDP around the model; checkpoints and evaluation use the
+    plain model, which shares the weights."""
+    train_model: nn.Module = torch.compile(model) if args.compile else model
+    if processes.distributed:
+        device = processes.device
+        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    return train_model
+
+
+def train_and_evaluate_epoch(
+    train_model: nn.Module,
+    model: nn.Module,
+    data: TrainingData,
+    opt: Optimization,
+    epoch: int,
+    processes: Processes,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One epoch of training, then evaluation (and of the EMA with ``--model-ema-eval``): the epoch's
+    log record."""
+    if hasattr(data.train_sampler, "set_epoch"):
+        data.train_sampler.set_epoch(epoch)
+    epoch_start = time.perf_counter()
+    reset_peak_memory(processes.device)
+    train_stats = train_one_epoch(train_model, data.train_loader, opt, epoch, processes, args.print_freq or 10)
+    eval_stats = evaluate(model, data.val_loader, processes.device, opt.amp_dtype, processes)
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        **{f"train_{k}": v for k, v in train_stats.items()},
+        **{f"eval_{k}": v for k, v in eval_stats.items()},
+    }
+    if opt.ema is not None and args.model_ema_eval:
+        ema_stats = evaluate(opt.ema.module, data.val_loader, processes.device, opt.amp_dtype, processes)
+        record.update({f"ema_{k}": v for k, v in ema_stats.items()})
+    record["epoch_seconds"] = time.perf_counter() - epoch_start
+    record["peak_memory_mb"] = peak_memory_mb(processes.device)
+    return record
 
 
 def train_one_epoch(
     model: nn.Module,
-    loader: torch.utils.data.DataLoader,
+    loader: Iterable[Any],
     opt: Optimization,
     epoch: int,
-    args: argparse.Namespace,
     processes: Processes,
+    print_lines: int = 10,
 ) -> dict[str, float]:
-    """One pass over the training data. Every ``args.accumulation_step`` micro-batches make one
+    """One pass over the training data. Every ``opt.accumulation_step`` micro-batches make one
     optimizer step whose gradient is the mean over all of them (the same update as one step on the
-    larger batch)."""
+    larger batch).
+
+    The host never waits for the device inside the loop except on the progress steps (a few per
+    epoch) and at the end: the loss is summed on the device, and the first non-finite loss is
+    remembered there and checked on those steps, so that a NaN stops the run (on every process at
+    once) within one progress interval, before anything is saved.
+    """
     model.train()
     device = processes.device
     steps = len(loader)
-    accumulation = args.accumulation_step
-    progress = EpochProgress(steps, f"epoch {epoch + 1}/{args.epochs}", processes.is_main, lines=args.print_freq or 10)
-    loss_sum, images_seen, start = 0.0, 0, time.perf_counter()
+    progress = EpochProgress(steps, f"epoch {epoch + 1}/{opt.epochs}", processes.is_main, lines=print_lines)
+    loss_sum = torch.zeros((), device=device)
+    first_bad = torch.full((), steps, device=device, dtype=torch.long)  # ``steps`` means none so far
+    bad_loss = torch.zeros((), device=device)
+    images_seen, start = 0, time.perf_counter()
     opt.optimizer.zero_grad(set_to_none=True)
-    for step, batch in enumerate(loader):
-        images, targets = batch_to_device(batch, device)
+    for step, (images, targets) in enumerate(loader):
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         if opt.mixup is not None:
             images, targets = opt.mixup(images, targets)
-        group_start = step - step % accumulation
-        group_size = min(accumulation, steps - group_start)  # the last group may be shorter
-        last_in_group = step == group_start + group_size - 1
-        # DDP averages gradients only on the last micro-batch of a group
-        sync = contextlib.nullcontext() if last_in_group or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
-            with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
-                outputs = model(images)
-                loss = opt.criterion(images, outputs, targets)
-            loss_value = loss.item()  # the one host sync per step, shared by the NaN check and the log
-            if not all_finite(loss_value, processes):
-                raise TrainingError(
-                    f"the training loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; stopped without "
-                    "saving, so the last good checkpoint is intact: lower --lr, set --clip-grad, or use --amp none, "
-                    "then --resume"
-                )
-            opt.scaler.scale(loss / group_size).backward()
-        if last_in_group:
-            if args.clip_grad is not None:
-                opt.scaler.unscale_(opt.optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-            opt.scaler.step(opt.optimizer)
-            opt.scaler.update()
-            opt.optimizer.zero_grad(set_to_none=True)
-            if opt.ema is not None:
-                opt.ema.update(_unwrap(model))
-            if args.sched_on_updates:
-                opt.scheduler.step_update(epoch * opt.updates_per_epoch + step // accumulation + 1)
-        loss_sum += loss_value * images.shape[0]
+        loss = _forward_backward(model, images, targets, opt, step, steps)
+        is_new_bad = ~torch.isfinite(loss) & (first_bad == steps)
+        first_bad = torch.where(is_new_bad, step, first_bad)
+        bad_loss = torch.where(is_new_bad, loss, bad_loss)
+        if _last_in_group(step, steps, opt.accumulation_step):
+            _optimizer_step(model, opt, epoch * opt.updates_per_epoch + step // opt.accumulation_step + 1)
+        loss_sum += loss * images.shape[0]
         images_seen += images.shape[0]
-        progress.update(loss_value, opt.optimizer.param_groups[0]["lr"], images.shape[0])
+        if progress.due(step):
+            _stop_if_not_finite(first_bad, bad_loss, steps, epoch, step, processes)
+            mean_loss = (loss_sum / images_seen).item()
+            progress.update(images.shape[0], mean_loss, opt.optimizer.param_groups[0]["lr"])
+        else:
+            progress.update(images.shape[0])
     progress.close()
-    if not args.sched_on_updates:
-        opt.scheduler.step(epoch + 1)
+    opt.schedule_after_epoch(epoch)
     seconds = time.perf_counter() - start
-    loss_total, images_total = all_reduce_sum([loss_sum, float(images_seen)], processes)
+    loss_total, images_total = all_reduce_sum(
+        torch.stack([loss_sum.double(), torch.tensor(float(images_seen), dtype=torch.float64, device=device)]),
+        processes,
+    )
     return {
         "loss": loss_total / max(images_total, 1),
         "lr": opt.optimizer.param_groups[0]["lr"],
@@ -474,32 +518,88 @@ def train_one_epoch(
     }
 
 
+def _last_in_group(step: int, steps: int, accumulation: int) -> bool:
+    group_start = step - step % accumulation
+    return step == min(group_start + accumulation, steps) - 1
+
+
+def _forward_backward(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, opt: Optimization, step: int, steps: int
+) -> torch.Tensor:
+    """Forward, loss and backward of one micro-batch; returns the detached loss."""
+    group_start = step - step % opt.accumulation_step
+    group_size = min(opt.accumulation_step, steps - group_start)  # the last group may be shorter
+    # DDP averages gradients only on the last micro-batch of a group
+    last = _last_in_group(step, steps, opt.accumulation_step)
+    sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+    with sync:
+        with torch.autocast(images.device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
+            outputs = model(images)
+            loss = opt.criterion(images, outputs, targets)
+        opt.scaler.scale(loss / group_size).backward()
+    return loss.detach().float()
+
+
+def _optimizer_step(model: nn.Module, opt: Optimization, update: int) -> None:
+    """Clip, step, zero the gradients, update the EMA and a per-update schedule."""
+    if opt.clip_grad is not None:
+        opt.scaler.unscale_(opt.optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.optimizer.zero_grad(set_to_none=True)
+    if opt.ema is not None:
+        opt.ema.update(_unwrap(model))
+    if opt.sched_on_updates:
+        opt.scheduler.step_update(update)
+
+
+def _stop_if_not_finite(
+    first_bad: torch.Tensor, bad_loss: torch.Tensor, none: int, epoch: int, step: int, processes: Processes
+) -> None:
+    """Raise on every process when any of them has seen a non-finite loss (one host sync)."""
+    earliest = int(all_reduce_min(first_bad, processes).item())
+    if earliest == none:
+        return
+    value = bad_loss.item() if int(first_bad.item()) == earliest else float("nan")
+    raise TrainingError(
+        f"the training loss became {value} at epoch {epoch + 1}, step {earliest + 1} (seen at step {step + 1}); "
+        "stopped without saving, so the last good checkpoint is intact: lower --lr, set --clip-grad, or use "
+        "--amp none, then --resume"
+    )
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    loader: torch.utils.data.DataLoader,
+    loader: Iterable[Any],
     device: torch.device,
     amp_dtype: torch.dtype | None,
     processes: Processes,
 ) -> dict[str, float]:
-    """Top-1, top-5 and loss over the validation set, each image counted once across processes."""
+    """Top-1, top-5 and loss over the validation set, each image counted once across processes; the
+    counts stay on the device until the end."""
     was_training = model.training
     model.eval()
-    loss_sum, correct1, correct5, count = 0.0, 0.0, 0.0, 0
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 hits, top-5 hits, images
     start = time.perf_counter()
-    for batch in loader:
-        images, targets = batch_to_device(batch, device)
+    for images, targets in loader:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             outputs = model(images)
         outputs = outputs.float()
-        loss_sum += nn.functional.cross_entropy(outputs, targets, reduction="sum").item()
         # counts, not timm's percentages, so that top-1 is an exact fraction of the images
         hits = outputs.topk(min(5, outputs.shape[1]), dim=1).indices.eq(targets[:, None])
-        correct1 += hits[:, 0].sum().item()
-        correct5 += hits.any(dim=1).sum().item()
-        count += images.shape[0]
+        totals += torch.stack(
+            [
+                nn.functional.cross_entropy(outputs, targets, reduction="sum").double(),
+                hits[:, 0].sum().double(),
+                hits.any(dim=1).sum().double(),
+                torch.tensor(float(images.shape[0]), dtype=torch.float64, device=device),
+            ]
+        )
+    loss_sum, correct1, correct5, count = all_reduce_sum(totals, processes)
     seconds = time.perf_counter() - start
-    loss_sum, correct1, correct5, count = all_reduce_sum([loss_sum, correct1, correct5, float(count)], processes)
     model.train(was_training)
     return {
         "top1": 100.0 * correct1 / count,
@@ -510,14 +610,93 @@ def evaluate(
     }
 
 
+class _RunFiles:
+    """What a run writes into its output folder: checkpoints every epoch, the final artifacts. Every
+    process calls it (gathering the random states is collective); rank 0 alone writes."""
+
+    def __init__(
+        self,
+        output_dir: Path | None,
+        name: str,
+        model_kwargs: dict[str, Any],
+        init_record: dict[str, Any],
+        args: argparse.Namespace,
+        spec: DataSpec,
+    ) -> None:
+        self.output_dir = output_dir
+        self.name = name
+        self.model_kwargs = model_kwargs
+        self.init_record = init_record
+        self.args = args
+        self.spec = spec
+
+    def save_epoch(
+        self,
+        model: nn.Module,
+        opt: Optimization,
+        epoch: int,
+        history: list[dict[str, Any]],
+        best_top1: float | None,
+        improved: bool,
+        processes: Processes,
+    ) -> None:
+        rng = gather_objects(capture_rng_state(), processes)  # each process's own, for exact resume
+        if self.output_dir is None:
+            return
+        state = training_checkpoint(
+            model=model,
+            ema=opt.ema.module if opt.ema is not None else None,
+            optimizer=opt.optimizer,
+            scheduler=opt.scheduler,
+            scaler=opt.scaler,
+            epoch=epoch,
+            model_name=self.name,
+            model_kwargs=self.model_kwargs,
+            args=_plain_args(self.args),
+            rng=rng,
+            history=history,
+            best_top1=best_top1,
+            init=self.init_record,
+            data=self.spec.record(),
+        )
+        save_checkpoint(self.output_dir / LAST_NAME, state)
+        if improved:
+            shutil.copyfile(self.output_dir / LAST_NAME, self.output_dir / f".{BEST_NAME}.tmp")
+            os.replace(self.output_dir / f".{BEST_NAME}.tmp", self.output_dir / BEST_NAME)
+
+    def save_final(self, model: nn.Module, summary: dict[str, Any]) -> None:
+        """An Aux-Net run leaves its learngene; a plain ViT run leaves a timm hub folder; every run its
+        summary (written last: a pipeline takes it to mean the step is done)."""
+        if self.output_dir is None:
+            return
+        model = _unwrap(model)
+        if is_aux_net(model):
+            extract(load_checkpoint(self.output_dir / LAST_NAME)).save(self.output_dir / "learngene.safetensors")
+        elif is_sws_shaped(model):
+            save_des_net(
+                model,
+                self.output_dir / "model",
+                mean=self.spec.mean,
+                std=self.spec.std,
+                crop_pct=self.args.eval_crop_ratio,
+                provenance={"init": self.init_record, "data_set": self.spec.name},
+                overwrite=True,
+            )
+        write_json_atomic(self.output_dir / "summary.json", summary)
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     model = model.module if isinstance(model, DistributedDataParallel) else model
     return getattr(model, "_orig_mod", model)
 
 
-def _amp_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+def amp_dtype_for(choice: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bfloat16 on GPUs that have it (no loss scaling, so no host sync per step), else
+    float16; no autocast on the CPU."""
     if choice == "auto":
-        return torch.float16 if device.type == "cuda" else None
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
@@ -546,13 +725,11 @@ def _summary(
     best_top1: float | None,
     init_record: dict[str, Any],
     args: argparse.Namespace,
-    data: Data,
+    data: TrainingData,
 ) -> dict[str, Any]:
-    from sws.cost import forward_flops, training_flops
-
     sample = (1, data.spec.in_chans, data.input_size, data.input_size)
     student_flops = forward_flops(_unwrap(model), sample)
-    teacher_flops = forward_flops(teacher, sample) if teacher is not None else 0
+    teacher_flops = forward_flops(_unwrap(teacher), sample) if teacher is not None else 0
     images = sum(r["train_images"] for r in history)
     return {
         "model": name,
@@ -571,28 +748,6 @@ def _summary(
         "distillation": args.distillation_type,
         "teacher": args.teacher_model or None,
     }
-
-
-def _save_final_artifacts(
-    model: nn.Module, output_dir: Path, spec: Any, args: argparse.Namespace, init_record: dict[str, Any]
-) -> None:
-    """An Aux-Net run leaves its learngene; a plain ViT run leaves a timm hub folder."""
-    from sws.expansion import is_sws_shaped, save_des_net
-    from sws.learngene import extract
-
-    model = _unwrap(model)
-    if is_aux_net(model):
-        gene = extract(load_checkpoint(output_dir / LAST_NAME))
-        gene.save(output_dir / "learngene.safetensors")
-    elif is_sws_shaped(model):
-        save_des_net(
-            model,
-            output_dir / "model",
-            mean=spec.mean,
-            std=spec.std,
-            crop_pct=args.eval_crop_ratio,
-            provenance={"init": init_record, "data_set": spec.name},
-        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import yaml
 
 from sws.distill import DISTILLATION_TYPES
 from sws.errors import ConfigError
+from sws.initialization import METHODS
+from sws.parsing import Parser
 
-INIT_METHODS = ("auto", "scratch", "sws", "tleg", "select", "inherit")
+INIT_METHODS = ("auto", *METHODS)
 
 
 def _model_kwargs(text: str) -> tuple[str, Any]:
@@ -35,7 +37,7 @@ def _model_kwargs(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="sws train",
         description="Distill an Aux-Net from a teacher, or fine-tune a Des-Net (official SWS/DeiT flags).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -138,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data")
     g.add_argument("--data-path", default=None, help="data root (ImageFolder with train/ and val/, or download dir)")
     g.add_argument("--data-set", default="IMNET", help="IMNET, FOLDER, CIFAR, CIFAR10, MNIST5K, DIGITS or a timm name")
+    g.add_argument("--train-subset", type=int, default=None, help="train on a stratified subset of N images")
+    g.add_argument(
+        "--data-on-device",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="decode the data once into the device's memory and augment batches there (auto: when it fits)",
+    )
     g.add_argument("--num_workers", type=int, default=10, help="data-loading processes (capped at the CPU count)")
     g.add_argument("--pin-mem", action="store_true", default=True)
     g.add_argument("--no-pin-mem", action="store_false", dest="pin_mem")
@@ -200,6 +209,11 @@ def validate(args: argparse.Namespace) -> None:
         (args.input_size is None or args.input_size >= 1, "--input-size must be positive"),
         (0.0 < args.eval_crop_ratio <= 1.0, "--eval-crop-ratio must be in (0, 1]"),
         (args.warmup_epochs >= 0, "--warmup-epochs must be 0 or more"),
+        (args.num_workers >= 0, "--num_workers must be 0 (load in the main process) or more"),
+        (args.train_subset is None or args.train_subset >= 1, "--train-subset must be at least 1"),
+        (args.layout is None or bool(args.layout.strip()), "--layout is empty; give layers per stage, e.g. 3,3,4,3,3"),
+        (0.0 <= args.reprob <= 1.0, "--reprob must be between 0 and 1"),
+        (args.crop_pad is None or args.crop_pad >= 0, "--crop-pad must be 0 or more"),
     ]
     for ok, message in checks:
         if not ok:
@@ -212,3 +226,7 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--init {args.init} expands a learngene: give --load-gene FILE")
     if args.init in ("select", "inherit") and not args.ancestry:
         raise ConfigError(f"--init {args.init} copies layers of a pre-trained model: give --ancestry CHECKPOINT")
+    if args.eval and not (args.resume or args.finetune or args.load_gene or args.ancestry):
+        raise ConfigError(
+            "--eval evaluates trained weights: give --resume CHECKPOINT (or --finetune, --load-gene, --ancestry)"
+        )
