@@ -111,8 +111,9 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
             "it may be truncated or another kind of file"
         )
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        # an open file, not the path: torch.load hands paths ending in .safetensors to safetensors
+        with torch.serialization.safe_globals([argparse.Namespace]), path.open("rb") as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines()[0]
         raise CheckpointError(

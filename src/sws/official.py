@@ -110,7 +110,10 @@ def import_official(
     entry = "model_ema" if use_ema else "model"
     state = checkpoint.get(entry)
     if not isinstance(state, dict) or not state:
-        raise CheckpointError(f"{name} has no '{entry}' state dict; is it an official SWS checkpoint?")
+        raise CheckpointError(
+            f"{name} has no '{entry}' state dict, so it is neither an official SWS nor an official TLEG Aux-Net "
+            "checkpoint; a learngene comes from `sws extract` (sws checkpoints) or `sws import-official`"
+        )
     args = checkpoint.get("args")
     model_name = str(getattr(args, "model", "") or "")
     architecture = _architecture(state, model_name, num_heads, name)

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from sws.fileio import atomic_path, write_json_atomic, write_text_atomic
+from sws.initialization import METHODS
 
-METHOD_LABELS = {
-    "sws": "SWS (learngene)",
-    "tleg": "TLEG (linear expansion)",
-    "select": "layer selection",
-    "inherit": "last-layer inheritance",
-    "scratch": "from scratch",
-}
-METHOD_STYLES = {"sws": "C0", "tleg": "C2", "select": "C4", "inherit": "C5", "scratch": "C3"}
+
+def _label(method: str) -> str:
+    return METHODS[method].label if method in METHODS else method
+
+
+def _style(method: str) -> str | None:
+    return METHODS[method].style if method in METHODS else None
 
 
 def source_record(summary: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def render_report(results: dict[str, Any]) -> str:
     ]
     for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
         lines.append(
-            f"| {record['depth']} | {METHOD_LABELS.get(record['method'], record['method'])} | "
+            f"| {record['depth']} | {_label(record['method'])} | "
             f"{_params(record['params'])} | {record['top1'][0]:.2f} | {record['top1'][-1]:.2f} | "
             f"{record['images']:,} | {_flops(record['flops'])} |"
         )
@@ -252,16 +252,10 @@ def _storage_section(results: dict[str, Any]) -> list[str]:
         "| method | stores | parameters | Des-Nets' total / stored |",
         "|---|---|---:|---:|",
     ]
-    what = {
-        "sws": "the learngene",
-        "tleg": "base and slope",
-        "select": "the whole ancestry",
-        "inherit": "the ancestry's last layers",
-        "scratch": "nothing (trains every size)",
-    }
     for method, count in stored.items():
         ratio = f"{every_size / count:.1f}x" if count else "-"
-        lines.append(f"| {METHOD_LABELS.get(method, method)} | {what.get(method, '')} | {count:,} | {ratio} |")
+        stores = METHODS[method].stores if method in METHODS else ""
+        lines.append(f"| {_label(method)} | {stores} | {count:,} | {ratio} |")
     return lines
 
 
@@ -349,8 +343,8 @@ def epoch_figure(results: dict[str, Any]) -> Any:
                     epochs,
                     record["top1"],
                     marker="o",
-                    color=METHOD_STYLES.get(method),
-                    label=METHOD_LABELS.get(method, method),
+                    color=_style(method),
+                    label=_label(method),
                 )
         longer = next((r for r in results.get("scratch_to_match") or [] if r["depth"] == depth), None)
         if longer:
@@ -359,7 +353,7 @@ def epoch_figure(results: dict[str, Any]) -> Any:
                 epochs,
                 longer["top1"],
                 linestyle="--",
-                color=METHOD_STYLES["scratch"],
+                color=_style("scratch"),
                 alpha=0.7,
                 label=f"from scratch, {len(longer['top1'])} epochs",
             )
@@ -396,7 +390,7 @@ def params_figure(results: dict[str, Any]) -> Any:
             continue
         x = [r["params"] / 1e6 for r in records]
         y = [r["top1"][-1] for r in records]
-        axis.plot(x, y, marker="o", color=METHOD_STYLES.get(method), label=METHOD_LABELS.get(method, method))
+        axis.plot(x, y, marker="o", color=_style(method), label=_label(method))
         if method == results["meta"]["methods"][0]:  # depth labels once, on the first method's points
             for record, xi, yi in zip(records, x, y, strict=True):
                 axis.annotate(f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)

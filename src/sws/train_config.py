@@ -24,6 +24,7 @@ import yaml
 from sws.distill import DISTILLATION_TYPES
 from sws.errors import ConfigError
 from sws.initialization import METHODS
+from sws.layout import StageLayout, parse_mapping
 from sws.parsing import Parser
 
 INIT_METHODS = ("auto", *METHODS)
@@ -218,6 +219,10 @@ def validate(args: argparse.Namespace) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if args.layout:
+        StageLayout.parse(args.layout)  # refuses a malformed layout before anything is built
+    if args.layers_source:
+        parse_mapping(args.layers_source)
     if args.distillation_type != "none" and not (args.teacher_model or args.teacher_path):
         raise ConfigError(f"--distillation-type {args.distillation_type} needs --teacher-model (and --teacher-path)")
     if args.layers_source and not args.load_gene:
