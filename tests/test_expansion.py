@@ -102,8 +102,9 @@ def test_another_head_count_fits_with_a_warning(tiny_arch) -> None:
 
 def test_mismatched_models_are_refused(tiny_arch) -> None:
     gene = SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch))
-    wider = create_model("des_net", depth=4, embed_dim=64, num_heads=2, patch_size=4, img_size=16)
-    with pytest.raises(IncompatibleModelError, match="embed_dim 64 != learngene's 32"):
+    # another width is grown to (see sws.width), but another MLP ratio has no rule
+    wider = create_model("des_net", depth=4, embed_dim=64, num_heads=4, patch_size=4, img_size=16)
+    with pytest.raises(IncompatibleModelError, match="mlp_hidden_dim 256 != learngene's 128"):
         initialize_from_learngene(wider, gene)
     other_patch = create_model("des_net", depth=4, embed_dim=32, num_heads=2, mlp_ratio=2.0, patch_size=8, img_size=16)
     with pytest.raises(IncompatibleModelError, match="patch_size 8 != learngene's 4"):
@@ -121,3 +122,33 @@ def test_bad_mappings_are_refused(tiny_arch) -> None:
         expand(gene, depth=4, mapping="0,0,1")
     with pytest.raises(LayoutError, match="names learngene layer 2, but layout 2,2 has only 2"):
         expand(gene, depth=4, mapping="0,1,1,2")
+
+
+def test_a_model_of_twice_the_width_is_initialized_with_the_same_function(tiny_arch) -> None:
+    """The natural way in training: a Des-Net built at another width (here by name with its own head
+    count) takes the learngene grown to its width."""
+    gene = SWSLearngene.from_aux_net(perturbed_aux_net("3,3,4,3,3", tiny_arch))
+    narrow = expand(gene, depth=6).eval()
+    wide = create_model("des_net", depth=6, **{**tiny_arch.to_dict(), "embed_dim": 64, "num_heads": 4}).eval()
+    expansion = initialize_from_learngene(wide, gene)
+    assert expansion.width.startswith("width 32->64") and "function-preserving" in expansion.width
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        assert (wide(x) - narrow(x)).abs().max().item() <= 1e-5
+
+
+def test_cli_expand_to_another_width_and_its_refusals(tiny_arch, tmp_path, capsys) -> None:
+    from sws.cli import main
+
+    gene_path = SWSLearngene.from_aux_net(perturbed_aux_net("1,1", tiny_arch)).save(tmp_path / "g.safetensors")
+
+    assert main(["expand", str(gene_path), "--depth", "4", "--width", "64", "--out", str(tmp_path / "wide")]) == 0
+    assert "width 32->64" in capsys.readouterr().out
+    config = __import__("json").loads((tmp_path / "wide" / "config.json").read_text())
+    assert config["model_args"]["embed_dim"] == 64 and config["model_args"]["num_heads"] == 4
+    for width, heads, words in (("0", None, "positive whole number"), ("48", "5", "does not split into 5"),
+                                ("20", None, "cannot keep the learngene's head dimension")):  # fmt: skip
+        argv = ["expand", str(gene_path), "--depth", "4", "--width", width, "--out", str(tmp_path / width)]
+        assert main([*argv, *(["--num-heads", heads] if heads else [])]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err

@@ -345,7 +345,7 @@ def test_bad_input_is_a_clear_error(make, extra, message, image_folder, tmp_path
         from sws.learngene import SWSLearngene
         from tests.conftest import perturbed_aux_net
 
-        arch = __import__("sws").ViTArchitecture(embed_dim=48, num_heads=2, patch_size=4, img_size=16, num_classes=3)
+        arch = __import__("sws").ViTArchitecture(embed_dim=32, num_heads=2, patch_size=8, img_size=16, num_classes=3)
         gene = SWSLearngene.from_aux_net(perturbed_aux_net("1,1", arch)).save(tmp_path / "g.safetensors")
         args += ["--load-gene", str(gene)]
     assert main(["train", *args, *extra]) == 2

@@ -68,6 +68,8 @@ def cmd_expand(args: argparse.Namespace) -> None:
         num_classes=args.num_classes,
         img_size=args.img_size,
         num_heads=args.num_heads,
+        embed_dim=args.width,
+        width_seed=args.width_seed,
     )
     provenance = {"learngene": str(Path(args.learngene).resolve()), "learngene_kind": gene.kind}
     # the normalization the Aux-Net was trained with, unless the user gives one
@@ -85,9 +87,10 @@ def cmd_expand(args: argparse.Namespace) -> None:
     expansion = model.sws_expansion
     mapping = ",".join(map(str, expansion.mapping)) if expansion.mapping is not None else "linear (TLEG)"
     params = sum(p.numel() for p in model.parameters())
+    width = "" if expansion.width == "kept" else f", {expansion.width}"
     print(
         f"wrote {args.out}: {args.depth}-layer Des-Net, {params / 1e6:.2f}M params, layers from {mapping}, "
-        f"head {expansion.head}, pos_embed {expansion.pos_embed}"
+        f"head {expansion.head}, pos_embed {expansion.pos_embed}{width}"
     )
     print(f"load it anywhere with timm.create_model('local-dir:{args.out}', pretrained=True)")
 
@@ -173,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers-source", help="explicit layer mapping, e.g. 0,0,0,1,1,1,2,2,3,3,4,4")
     p.add_argument("--num-classes", type=int, help="classes (default: the learngene's; another count gets a new head)")
     p.add_argument("--img-size", type=int, help="input size (default: the learngene's; pos_embed is resampled)")
-    p.add_argument("--num-heads", type=int, help="attention heads (default: the learngene's)")
+    p.add_argument(
+        "--width",
+        type=int,
+        help="embedding width (default: the learngene's; wider replicates, narrower selects; see sws.width)",
+    )
+    p.add_argument("--num-heads", type=int, help="attention heads (default: keep the learngene's head dimension)")
+    p.add_argument("--width-seed", type=int, default=0, help="seed of the unequal split when widening")
     p.add_argument("--mean", type=float, nargs="+", help="input normalization mean to record in config.json")
     p.add_argument("--std", type=float, nargs="+", help="input normalization std to record in config.json")
     p.add_argument("--out", required=True, help="folder to write (timm hub format); a new or empty one")

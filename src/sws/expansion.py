@@ -4,7 +4,9 @@
 ``i`` copies learngene layer ``mapping[i]`` (the stage layout's expansion guidance unless a mapping
 is given), the embeddings and final norm are copied, the classifier is copied when the class counts
 agree and left freshly initialized otherwise, and the position embedding is resampled (timm's
-bicubic resampling) when the Des-Net sees another image size.
+bicubic resampling) when the Des-Net sees another image size. At another width
+(``expand(gene, depth=12, embed_dim=768)``, or any model of another width given to
+``initialize_from_learngene``) the learngene is first grown or shrunk by ``sws.width``.
 
 ``save_des_net`` writes the result in timm's own hub format (``config.json`` + ``model.safetensors``)
 so that ``timm.create_model('local-dir:DIR', pretrained=True)`` loads it without sws, and the folder
@@ -35,6 +37,7 @@ from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
 from sws.errors import IncompatibleModelError
 from sws.fileio import check_output_dir, write_files_atomic
 from sws.learngene import Learngene, warn_head_count_change
+from sws.width import change_width, new_architecture
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Expansion:
     mapping: tuple[int, ...] | None
     head: str  # "copied" or "new"
     pos_embed: str  # "copied" or "resampled HxW -> HxW"
+    width: str = "kept"  # or how the learngene's width was changed (``sws.width``)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -60,32 +64,45 @@ def expand(
     num_classes: int | None = None,
     img_size: int | None = None,
     num_heads: int | None = None,
+    embed_dim: int | None = None,
+    width_seed: int = 0,
     drop_path_rate: float = 0.0,
     **kwargs: Any,
 ) -> VisionTransformer:
     """Build a Des-Net of ``depth`` layers initialized from ``learngene``.
 
-    ``num_classes`` and ``img_size`` default to the learngene's; ``num_heads`` to the learngene's
-    (another head count is allowed, with a warning that it changes the function).
+    ``num_classes``, ``img_size`` and ``embed_dim`` default to the learngene's. Another
+    ``embed_dim`` grows or shrinks the learngene first (``sws.width``: wider by replication,
+    function-preserving at integer multiples; narrower by selection), keeping the head dimension
+    unless ``num_heads`` is given. At the learngene's width, another ``num_heads`` is allowed with a
+    warning that it changes the function.
+
+    Example:
+        >>> expand(gene, depth=12, embed_dim=768)   # a DeiT-Base-wide Des-Net from a DeiT-Small learngene
     """
-    changes = {
-        name: value
-        for name, value in (("num_classes", num_classes), ("img_size", img_size), ("num_heads", num_heads))
-        if value is not None
-    }
-    target = learngene.architecture.replace(**changes)
-    model = create_des_net(depth, target, drop_path_rate=drop_path_rate, **kwargs)
-    expansion = initialize_from_learngene(model, learngene, mapping)
+    target = learngene.architecture
+    if embed_dim is not None and embed_dim != target.embed_dim:
+        target = new_architecture(target, embed_dim, num_heads)
+    elif num_heads is not None:
+        target = target.replace(num_heads=num_heads)
+    changes = {k: v for k, v in (("num_classes", num_classes), ("img_size", img_size)) if v is not None}
+    model = create_des_net(depth, target.replace(**changes), drop_path_rate=drop_path_rate, **kwargs)
+    expansion = initialize_from_learngene(model, learngene, mapping, width_seed=width_seed)
     model.sws_expansion = expansion  # provenance, saved by save_des_net
     return model
 
 
 def initialize_from_learngene(
-    model: nn.Module, learngene: Learngene, mapping: Sequence[int] | str | None = None
+    model: nn.Module, learngene: Learngene, mapping: Sequence[int] | str | None = None, *, width_seed: int = 0
 ) -> Expansion:
-    """Initialize an SWS-shaped ViT (a Des-Net, built by any name) from ``learngene`` in place."""
+    """Initialize an SWS-shaped ViT (a Des-Net, built by any name) from ``learngene`` in place; a
+    model of another width gets the learngene changed to its width and head count first."""
     _check_sws_shaped(model)
     target = ViTArchitecture.of(model)
+    width_note = "kept"
+    if target.embed_dim != learngene.architecture.embed_dim:
+        learngene = change_width(learngene, target.embed_dim, target.num_heads, seed=width_seed)
+        width_note = learngene.source.rsplit(" | ", 1)[-1]
     learngene.architecture.check_fits(target, f"this {len(model.blocks)}-layer model")
     warn_head_count_change(learngene.architecture.num_heads, target.num_heads)
     depth = len(model.blocks)
@@ -104,7 +121,7 @@ def initialize_from_learngene(
             model.head.bias.copy_(outer["head.bias"])
         for block, tensors in zip(model.blocks, layers, strict=True):
             block.load_state_dict(tensors)
-    return Expansion(depth, used_mapping, "copied" if head_copied else "new", pos_embed_note)
+    return Expansion(depth, used_mapping, "copied" if head_copied else "new", pos_embed_note, width_note)
 
 
 def _resolved_mapping(learngene: Learngene, depth: int, mapping: Sequence[int] | str | None) -> tuple[int, ...] | None:
