@@ -59,7 +59,7 @@ def test_the_pipeline_runs_under_torchrun(image_folder, tmp_path) -> None:
     args = f"-m sws pipeline --data-path {image_folder} --output_dir {run} --set teacher.train.batch-size=16"
     result = torchrun(*args.split(), *TINY)
     results = json.loads((run / "results.json").read_text())
-    assert len(results["records"]) == 4 and results["scratch_to_match"]
+    assert len(results["records"]) == 4 and results["budget"]
     assert result.stdout.count("report:") == 1  # rank 0 reports, once
     summary = json.loads((run / "aux" / "summary.json").read_text())
     # 96 images split over 2 processes: 48 each, one full batch of 32 each (drop_last), 64 together

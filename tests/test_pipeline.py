@@ -22,7 +22,7 @@ TINY = [
     "--set", "tleg.depth=2",
     "--set", "ancestry.depth=2",
     "--set", "des_net.methods.inherit={lr: 0.001, inherit-layers: 1}",
-    "--set", "cost={depths: [1], epochs: 3}",
+    "--set", "budget={depths: [1], epochs: 3, sws_epochs: 3}",
     "--depths", "1,2",
     "--device", "cpu",
 ]  # fmt: skip
@@ -65,11 +65,13 @@ def test_pipeline_writes_every_step_and_the_report(tiny_run) -> None:
         assert len(record["top1"]) == 2 and record["params"] > 0 and record["flops"] > 0 and record["images"] == 192
     assert results["sources"]["aux"]["model"] == "aux_net"
     assert results["stored_params"]["sws"] > 0
-    # the longer scratch run that the training-cost comparison reads
-    (long_run,) = results["scratch_to_match"]
-    assert long_run["depth"] == 1 and long_run["method"] == "scratch" and len(long_run["top1"]) == 3
+    # the budget study's longer runs: scratch with its full budget, SWS fine-tuned to meet it
+    assert {(r["depth"], r["method"], len(r["top1"])) for r in results["budget"]} == {(1, "sws", 3), (1, "scratch", 3)}
     assert (tiny_run / "desnets" / "scratch_3ep_d1" / "summary.json").is_file()
-    assert "## Training cost for the same accuracy" in (tiny_run / "report.md").read_text()
+    assert "## Training cost at matched accuracy" in (tiny_run / "report.md").read_text()
+    assert (tiny_run / "top1_vs_flops.png").is_file()
+    # every Des-Net was evaluated as initialized, before fine-tuning
+    assert all(r["init_top1"] is not None for r in results["records"])
 
 
 def test_a_second_run_skips_every_step(tiny_run, image_folder, capsys) -> None:
@@ -77,7 +79,7 @@ def test_a_second_run_skips_every_step(tiny_run, image_folder, capsys) -> None:
     results_before = json.loads((tiny_run / "results.json").read_text())
     assert main(["pipeline", "--data-path", str(image_folder), "--output_dir", str(tiny_run), *TINY]) == 0
     out = capsys.readouterr().out
-    assert out.count("done, skipped") == 8  # teacher, aux, learngene, 4 Des-Nets, 1 longer scratch run
+    assert out.count("done, skipped") == 9  # teacher, aux, learngene, 4 Des-Nets, 2 budget runs
     assert "sws train:" not in out
     assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("checkpoint.pth")} == before
     assert json.loads((tiny_run / "results.json").read_text()) == results_before
@@ -90,7 +92,7 @@ def test_an_interrupted_step_resumes_from_its_checkpoint(tiny_run, image_folder,
     out = capsys.readouterr().out
     assert "Des-Net depth 2, sws: resuming from" in out
     assert "extract the learngene ->" in out
-    assert out.count("done, skipped") == 6
+    assert out.count("done, skipped") == 7
     summary = json.loads((tiny_run / "desnets" / "sws_d2" / "summary.json").read_text())
     assert summary["epochs"] == 2
 
@@ -161,3 +163,27 @@ def test_compare_from_a_learngene_file_alone(tiny_run, image_folder, tmp_path) -
     sws_record = next(r for r in results["records"] if r["method"] == "sws")
     assert sws_record["init"]["learngene"] == str(gene) and sws_record["init"]["mapping"] == [0, 0, 1]
     assert not (out / "teacher").exists()  # nothing trained but the Des-Nets
+
+
+def test_compare_across_widths_with_every_kind_of_method(tiny_run, tmp_path) -> None:
+    """One learngene (width 16) grown to 32 and shrunk to 8, against scratch, scratch distilled from
+    the teacher, and an Aux-Net distilled at each width (the paper's way)."""
+    out = tmp_path / "widths"
+    methods = "sws,scratch,scratch-kd,sws-per-width"
+    argv = f"compare --run-dir {tiny_run} --output_dir {out} --methods {methods} --depths 2 --epochs 1"
+    assert main([*argv.split(), "--widths", "8,16,32"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    cells = {(r["width"], r["method"]): r for r in results["records"]}
+    assert set(cells) == {(w, m) for w in (8, 16, 32) for m in methods.split(",")}
+    # growing 16 -> 32 preserves the function: the same top-1 before fine-tuning as at width 16
+    assert cells[(32, "sws")]["init_top1"] == cells[(16, "sws")]["init_top1"]
+    assert "width 16->32" in cells[(32, "sws")]["init"]["width"]
+    assert cells[(8, "sws")]["init"]["width"].startswith("width 16->8")
+    assert (tiny_run / "aux_w32" / "learngene.safetensors").is_file() and not (tiny_run / "aux_w16").exists()
+    stored = results["stored_params"]
+    assert stored["sws-per-width"] > 2 * stored["sws"] and stored["scratch-kd"] == 0
+    kd = json.loads((out / "desnets" / "scratch-kd_d2" / "summary.json").read_text())
+    assert kd["distillation"] == "soft" and kd["teacher"] == "test_resnet"
+    report = (out / "report.md").read_text()
+    assert "## Des-Nets of other widths from one learngene" in report
+    assert "from scratch, distilled from the teacher" in report and "| SWS, one Aux-Net per width |" in report

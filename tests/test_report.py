@@ -7,12 +7,14 @@ import copy
 import pytest
 
 from sws.report import (
+    budget_study,
     epoch_figure,
+    flops_figure,
     params_figure,
     render_report,
     results_without_timings,
     sws_versus_scratch,
-    training_cost,
+    width_grid,
     write_report,
 )
 
@@ -80,54 +82,72 @@ def test_sws_versus_scratch_margins(results) -> None:
     assert rows[1]["margin_same_epochs"] == pytest.approx(-2.0)
 
 
-def test_training_cost_counts_scratch_until_it_matches(results) -> None:
-    cost = training_cost(results)
-    assert cost["sws_flops"] == pytest.approx(1e13 + 3e12)
-    # depth 4: scratch never reaches 91 -> its whole run (1e12); depth 8: reaches 93 at epoch 3 -> 2e12
-    assert cost["scratch_is_lower_bound"] is True
-    assert cost["per_depth"][0]["scratch_epochs"] is None
-    assert cost["per_depth"][1]["scratch_epochs"] == 3
-    assert cost["scratch_flops_to_match"] == pytest.approx(3e12)
-    assert cost["ratio"] == pytest.approx(3e12 / 13e12)
+def _run(depth, method, top1, flops, width=None):
+    return {"depth": depth, "width": width, "method": method, "params": 90000 * depth // 4, "top1": top1,
+            "images": 4000 * len(top1), "flops": flops, "seconds": 1.0, "init": {}}  # fmt: skip
 
 
-def test_longer_scratch_runs_give_the_epochs_to_match_and_break_even(results) -> None:
-    curve = [40.0, 60.0, 80.0, 88.0, 90.0, 91.5, 92.0, 93.0, 94.0, 94.5]
-    results["scratch_to_match"] = [
-        {
-            "depth": 4,
-            "method": "scratch",
-            "params": 90000,
-            "top1": curve,
-            "images": 40000,
-            "flops": 10e12,
-            "seconds": 40.0,
-            "init": {},
-        }
+def test_budget_study_counts_sws_until_it_matches_full_budget_scratch(results) -> None:
+    scratch4 = [40.0, 60.0, 80.0, 88.0, 90.0, 91.5, 92.0, 93.0, 94.0, 94.5]
+    results["budget"] = [
+        _run(4, "sws", [88.0, 91.0, 93.0, 94.0, 95.0], 5e12),  # reaches 94.5 at its 5th epoch
+        _run(4, "scratch", scratch4, 10e12),
+        _run(4, "scratch-kd", [50.0] * 9 + [95.5], 12e12),
+        _run(8, "sws", [90.0, 92.0], 4e12),  # never reaches 96
+        _run(8, "scratch", [50.0, 96.0], 4e12),
     ]
-    cost = training_cost(results)
-    assert cost["depths"] == [4]  # measured where scratch ran longer
-    (depth4,) = cost["per_depth"]
-    assert depth4["scratch_epochs"] == 6 and depth4["scratch_epochs_run"] == 10
-    assert depth4["scratch_flops"] == pytest.approx(6e12)
-    assert cost["scratch_is_lower_bound"] is False
-    # scratch: 6e12; SWS: the 1e13 Aux-Net + the 1e12 fine-tune
-    assert cost["ratio"] == pytest.approx(6e12 / 11e12)
-    # the depth saves 6e12 - 1e12 = 5e12, so the Aux-Net pays off from 2 sizes on
-    assert cost["break_even_depths"] == pytest.approx(2.0)
+    study = budget_study(results)
+    assert study["depths"] == [4, 8]
+    depth4, depth8 = study["per_depth"]
+    assert depth4["sws_epochs_to_match"] == 5 and depth4["sws_flops_to_match"] == pytest.approx(5e12)
+    assert depth4["scratch_kd_top1"] == 95.5 and depth4["scratch_top1"] == 94.5
+    assert depth8["sws_epochs_to_match"] is None and depth8["sws_flops_to_match"] == pytest.approx(4e12)
+    assert study["matched_everywhere"] is False
+    # SWS: the 1e13 Aux-Net + 5e12 + 4e12 of fine-tunes; scratch: 10e12 + 4e12
+    assert study["sws_flops"] == pytest.approx(19e12) and study["scratch_flops"] == pytest.approx(14e12)
+    assert study["ratio"] == pytest.approx(14 / 19)
+    # each depth saves (14e12 - 9e12) / 2 = 2.5e12, so the Aux-Net pays off from 4 sizes on
+    assert study["break_even_depths"] == pytest.approx(4.0)
     text = render_report(results)
-    assert "| 4 | 91.00 | 1.00 T | 6 of 10 | 6.00 T | 94.50 |" in text
-    assert "from about **2.0 Des-Net sizes**" in text
+    assert "| 4 | 10 | 94.50 | 95.50 | 88.00 | 95.00 | 5 of 5 (50% of scratch's) | 5.00 T | 10.00 T |" in text
+    assert "| 8 | 2 | 96.00 | - | 90.00 | 92.00 | not in 2 |" in text
+    assert "at **1 of 2** depths" in text and "costs **more**" in text
+    assert "![top-1 against training FLOPs](top1_vs_flops.png)" in text
+    panels = flops_figure(results).axes
+    sws_line = next(line for line in panels[0].lines if line.get_label() == "SWS (learngene)")
+    # SWS starts at its share of the Aux-Net (1e13 over two depths) and adds 1e12 per epoch
+    assert list(sws_line.get_xdata()) == pytest.approx([6.0, 7.0, 8.0, 9.0, 10.0])
+
+
+def test_width_grid_compares_each_width_with_the_learngenes_own_and_scratch(results) -> None:
+    results["meta"].update(widths=[64, 128], base_width=64)
+    for record in results["records"]:
+        record["width"] = 64
+        record["init_top1"] = 80.0 + record["depth"] if record["method"] == "sws" else 10.0
+    results["records"] += [
+        {**_run(4, "sws", [89.0, 90.5, 91.0], 3e12, width=128), "init_top1": 84.0},
+        {**_run(4, "scratch", [20.0, 30.0, 40.0], 3e12, width=128), "init_top1": 9.0},
+    ]
+    rows = width_grid(results)
+    wide = next(r for r in rows if r["width"] == 128)
+    assert (wide["sws_init"], wide["own_width_init"], wide["sws"], wide["own_width"], wide["scratch"]) == (
+        84.0, 84.0, 91.0, 91.0, 40.0)  # fmt: skip
+    text = render_report(results)
+    assert "| 128 | 4 | 90,000 | 84.00 | 84.00 | 91.00 | 91.00 | 40.00 | +51.00 |" in text
+    assert "| 128 | 4 | SWS (learngene) | 90,000 | 84.00 | 89.00 | 91.00 |" in text
+    # the epoch plot stays at the learngene's width; the size plot has a line per method and width
+    labels = {line.get_label() for line in params_figure(results).axes[0].lines}
+    assert {"SWS (learngene), width 64", "SWS (learngene), width 128"} <= labels
 
 
 def test_report_tables_hold_the_numbers(results) -> None:
     text = render_report(results)
-    assert "| 4 | SWS (learngene) | 90,000 | 88.00 | 91.00 | 12,000 | 1.00 T |" in text
-    assert "| 8 | from scratch | 0.160M | 35.00 | 95.00 | 12,000 | 2.00 T |" in text
+    assert "| 4 | SWS (learngene) | 90,000 | - | 88.00 | 91.00 | 12,000 | 1.00 T |" in text
+    assert "| 8 | from scratch | 0.160M | - | 35.00 | 95.00 | 12,000 | 2.00 T |" in text
     assert "at **1 of 2** depths" in text and "at **1 of 2**." in text
     assert "| SWS (learngene) | the learngene | 254,922 | 1.0x |" in text
-    assert "needs **more** training compute" in text
-    assert "| depth 8, scratch | 12.5 |" in text
+    assert "## Training cost at matched accuracy" not in text  # no budget study in these results
+    assert "| depth 8, scratch, 3 epochs | 12.5 |" in text
 
 
 def test_timings_are_the_only_difference_between_reruns(results) -> None:

@@ -151,7 +151,7 @@ def test_a_pipeline_step_killed_mid_training_resumes(image_folder, tmp_path) -> 
 
     run = tmp_path / "run"
     command = [sys.executable, "-m", "sws", "pipeline", "--data-path", str(image_folder), "--output_dir", str(run),
-               *TINY, "--depths", "1", "--set", "aux.train.epochs=3", "--set", "cost={epochs: 0}"]  # fmt: skip
+               *TINY, "--depths", "1", "--set", "aux.train.epochs=3", "--set", "budget={epochs: 0}"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     seen = []
@@ -165,7 +165,7 @@ def test_a_pipeline_step_killed_mid_training_resumes(image_folder, tmp_path) -> 
     assert not (run / "aux" / "summary.json").exists()
     assert load_checkpoint(run / "aux" / "checkpoint.pth")["epoch"] == 0
     finished = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    assert "Aux-Net 1,1 (distillation): resuming from" in finished.stdout
+    assert "Aux-Net 1,1, width 16: resuming from" in finished.stdout
     history = load_checkpoint(run / "aux" / "checkpoint.pth")["history"]
     assert [r["epoch"] for r in history] == [0, 1, 2]
     assert (run / "report.md").is_file()

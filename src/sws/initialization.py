@@ -71,12 +71,16 @@ class InitMethod:
         name: What ``--init`` and ``--methods`` call it.
         label: Its name in reports and plot legends.
         style: Its matplotlib colour.
-        source: The source it needs: ``"learngene"`` (``--load-gene``, an SWS learngene),
-            ``"tleg_learngene"`` (``--load-gene``, a TLEG learngene), ``"ancestry"``
-            (``--ancestry``, a full pre-trained ViT) or ``None``.
+        source: The source it needs: ``"learngene"`` (``--load-gene``, an SWS learngene, grown or
+            shrunk to other widths), ``"width_learngene"`` (an SWS learngene distilled at the
+            Des-Net's own width: one Aux-Net per width, as the paper does), ``"tleg_learngene"``
+            (``--load-gene``, a TLEG learngene), ``"ancestry"`` (``--ancestry``, a full pre-trained
+            ViT) or ``None``.
         stores: What it keeps to initialize every depth, in words.
         apply: Initializes a model in place from ``InitOptions``; returns a record.
         stored_params: Parameters it keeps, from the source's path and ``InitOptions``.
+        distills: Whether its Des-Nets are trained with distillation from the study's teacher (with
+            the Aux-Net's distillation settings), not only from the labels.
     """
 
     name: str
@@ -86,11 +90,13 @@ class InitMethod:
     stores: str
     apply: Callable[[nn.Module, InitOptions], dict[str, Any]]
     stored_params: Callable[[Path | None, InitOptions], int]
+    distills: bool = False
 
     @property
     def source_flag(self) -> str | None:
         """The ``sws train`` flag that passes the source."""
-        return {"learngene": "load-gene", "tleg_learngene": "load-gene", "ancestry": "ancestry"}.get(self.source or "")
+        flags = {"learngene": "load-gene", "width_learngene": "load-gene", "tleg_learngene": "load-gene"}
+        return {**flags, "ancestry": "ancestry"}.get(self.source or "")
 
 
 def _apply_learngene(kind: str | None) -> Callable[[nn.Module, InitOptions], dict[str, Any]]:
@@ -121,6 +127,14 @@ def _apply_inherit(model: nn.Module, options: InitOptions) -> dict[str, Any]:
     return {"method": "inherit", "ancestry": str(options.ancestry), **inherit_last_layers(model, ancestry, options.k)}
 
 
+def _apply_scratch(model: nn.Module, options: InitOptions) -> dict[str, Any]:
+    return {"method": "scratch"}
+
+
+def _nothing_stored(path: Path | None, options: InitOptions) -> int:
+    return 0
+
+
 def _learngene_params(path: Path | None, options: InitOptions) -> int:
     return Learngene.load(path).num_params
 
@@ -136,40 +150,71 @@ def _inherited_params(path: Path | None, options: InitOptions) -> int:
 
 
 METHODS: dict[str, InitMethod] = {
-    m.name: m
-    for m in (
+    method.name: method
+    for method in (
         InitMethod(
-            "sws", "SWS (learngene)", "C0", "learngene", "the learngene", _apply_learngene("sws"), _learngene_params
+            name="sws",
+            label="SWS (learngene)",
+            style="C0",
+            source="learngene",
+            stores="the learngene",
+            apply=_apply_learngene("sws"),
+            stored_params=_learngene_params,
         ),
         InitMethod(
-            "tleg",
-            "TLEG (linear expansion)",
-            "C2",
-            "tleg_learngene",
-            "base and slope",
-            _apply_learngene("tleg"),
-            _learngene_params,
+            name="sws-per-width",
+            label="SWS, one Aux-Net per width",
+            style="C9",
+            source="width_learngene",
+            stores="one learngene per width",
+            apply=_apply_learngene("sws"),
+            stored_params=_learngene_params,
         ),
         InitMethod(
-            "select", "layer selection", "C4", "ancestry", "the whole ancestry", _apply_select, _ancestry_params
+            name="tleg",
+            label="TLEG (linear expansion)",
+            style="C2",
+            source="tleg_learngene",
+            stores="base and slope",
+            apply=_apply_learngene("tleg"),
+            stored_params=_learngene_params,
         ),
         InitMethod(
-            "inherit",
-            "last-layer inheritance",
-            "C5",
-            "ancestry",
-            "the ancestry's last layers",
-            _apply_inherit,
-            _inherited_params,
+            name="select",
+            label="layer selection",
+            style="C4",
+            source="ancestry",
+            stores="the whole ancestry",
+            apply=_apply_select,
+            stored_params=_ancestry_params,
         ),
         InitMethod(
-            "scratch",
-            "from scratch",
-            "C3",
-            None,
-            "nothing (trains every size)",
-            lambda model, options: {"method": "scratch"},
-            lambda path, options: 0,
+            name="inherit",
+            label="last-layer inheritance",
+            style="C5",
+            source="ancestry",
+            stores="the ancestry's last layers",
+            apply=_apply_inherit,
+            stored_params=_inherited_params,
+        ),
+        InitMethod(
+            name="scratch",
+            label="from scratch",
+            style="C3",
+            source=None,
+            stores="nothing (trains every size)",
+            apply=_apply_scratch,
+            stored_params=_nothing_stored,
+        ),
+        InitMethod(
+            name="scratch-kd",
+            label="from scratch, distilled from the teacher",
+            style="C1",
+            source=None,
+            stores="nothing (trains every size, with the teacher)",
+            apply=_apply_scratch,
+            stored_params=_nothing_stored,
+            distills=True,
         ),
     )
 }

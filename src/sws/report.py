@@ -1,14 +1,16 @@
-"""The report of a comparison: ``report.md``, ``results.json`` and two PNG plots.
+"""The report of a comparison: ``report.md``, ``results.json`` and PNG plots.
 
-``results.json`` holds one record per depth and method (``depth``, ``method``, ``params``, ``top1``
-per epoch, training ``images``, ``flops``, ``seconds`` and how the Des-Net was initialized), the
+``results.json`` holds one record per depth, width and method (``depth``, ``width``, ``method``,
+``params``, ``init_top1`` before fine-tuning, ``top1`` per epoch, training ``images``, ``flops``,
+``seconds`` and how the Des-Net was initialized), the budget study's longer runs (``budget``), the
 source models (teacher, Aux-Nets, ancestry) with their training cost, and the parameters each
 method stores. ``report.md`` turns them into the paper's claims, measured on this run:
 
-- per depth and method: parameters, top-1 after the first and the last epoch, images, FLOPs;
+- per depth and method: parameters, top-1 as initialized, after the first and the last epoch;
+- Des-Nets of other widths grown or shrunk from the one learngene, against scratch at their size;
 - parameters stored: the learngene against the Des-Nets it initializes (the paper's ~20x);
-- training cost of SWS (the Aux-Net once plus the short fine-tunes) against training each
-  Des-Net from scratch to the same accuracy (the paper's ~6.6x).
+- the budget study: scratch with its full budget, SWS fine-tuned until it matches, and the total
+  training FLOPs of each route at matched accuracy, the Aux-Net counted (the paper's ~6.6x).
 
 Wall-clock times are in a table of their own: they vary from run to run, the rest does not.
 """
@@ -57,6 +59,8 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     write_json_atomic(paths["results"], results)
     plot_top1_vs_epoch(results, paths["epochs_plot"])
     plot_top1_vs_params(results, paths["params_plot"])
+    if budget_study(results) is not None:
+        paths["flops_plot"] = plot_top1_vs_flops(results, out_dir / "top1_vs_flops.png")
     write_text_atomic(paths["report"], render_report(results))
     return paths
 
@@ -68,10 +72,18 @@ def _records(results: dict[str, Any], method: str) -> dict[int, dict[str, Any]]:
     return {r["depth"]: r for r in results["records"] if r["method"] == method}
 
 
+def _at_base_width(results: dict[str, Any]) -> dict[str, Any]:
+    """The results restricted to the Aux-Net's own width (all of them for a one-width study)."""
+    base = results["meta"].get("base_width")
+    records = [r for r in results["records"] if r.get("width") in (None, base)]
+    return {**results, "records": records}
+
+
 def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per depth: SWS against scratch after the same epochs, and after one SWS epoch against
-    scratch's last."""
-    sws, scratch = _records(results, "sws"), _records(results, "scratch")
+    """Per depth, at the Aux-Net's width: SWS against scratch after the same epochs, and after one SWS
+    epoch against scratch's last."""
+    base = _at_base_width(results)
+    sws, scratch = _records(base, "sws"), _records(base, "scratch")
     rows = []
     for depth in sorted(set(sws) & set(scratch)):
         a, b = sws[depth]["top1"], scratch[depth]["top1"]
@@ -89,58 +101,89 @@ def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def training_cost(results: dict[str, Any]) -> dict[str, Any] | None:
-    """SWS's training FLOPs against scratch's FLOPs to reach SWS's final accuracy.
+def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The training cost of the two routes at matched accuracy, from the budget study's runs.
 
-    Measured at the depths where the study trained scratch for longer (``scratch_to_match``), or
-    else at every depth from the same-epochs scratch runs. Scratch's cost at a depth is the FLOPs up
-    to the first epoch whose top-1 reaches SWS's final top-1, or its whole run when none does (a
-    lower bound). The Aux-Net is counted once against the depths measured, and
-    ``break_even_depths`` says how many Des-Net sizes it takes for the Aux-Net to pay for itself,
-    if the measured depths are typical.
+    Per depth, scratch is trained with its full budget and SWS is fine-tuned for longer than the
+    recipe; SWS matches when an epoch of its fine-tune reaches scratch's final top-1, and costs the
+    FLOPs up to that epoch (its whole run, flagged, when none does). Over all the depths, the SWS
+    route is the Aux-Net once plus every fine-tune up to its match; the scratch route is every full
+    run. The teacher's training is reported apart (the paper does not count it); a ``scratch-kd``
+    run, trained from scratch with distillation from the same teacher, is reported beside scratch.
     """
-    sws, aux = _records(results, "sws"), results["sources"].get("aux")
-    longer = {r["depth"]: r for r in results.get("scratch_to_match") or []}
-    scratch = longer or _records(results, "scratch")
-    depths = sorted(set(sws) & set(scratch))
+    runs = results.get("budget") or []
+    aux = results["sources"].get("aux")
+    by_method = {m: {r["depth"]: r for r in runs if r["method"] == m} for m in ("sws", "scratch", "scratch-kd")}
+    depths = sorted(set(by_method["sws"]) & set(by_method["scratch"]))
     if not depths or aux is None:
         return None
-    per_depth = []
-    for depth in depths:
-        target = sws[depth]["top1"][-1]
-        curve = scratch[depth]["top1"]
-        reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
-        cost = scratch[depth]["flops"] / len(curve) * (reached or len(curve))
-        per_depth.append(
-            {
-                "depth": depth,
-                "target_top1": target,
-                "scratch_epochs_run": len(curve),
-                "scratch_epochs": reached,
-                "scratch_final_top1": curve[-1],
-                "scratch_flops": cost,
-                "sws_fine_tune_flops": sws[depth]["flops"],
-            }
-        )
-    fine_tunes = sum(r["sws_fine_tune_flops"] for r in per_depth)
-    scratch_total = sum(r["scratch_flops"] for r in per_depth)
+    per_depth = [_matched_at(depth, by_method) for depth in depths]
+    fine_tunes = sum(row["sws_flops_to_match"] for row in per_depth)
+    scratch_total = sum(row["scratch_flops"] for row in per_depth)
     sws_total = aux["flops"] + fine_tunes
-    saving = (scratch_total - fine_tunes) / len(per_depth)
     teacher = results["sources"].get("teacher")
-    teacher_flops = teacher["flops"] if teacher else 0
+    saving = (scratch_total - fine_tunes) / len(depths)
     return {
         "depths": depths,
         "aux_flops": aux["flops"],
         "fine_tune_flops": fine_tunes,
         "sws_flops": sws_total,
-        "teacher_flops": teacher_flops,
-        "scratch_flops_to_match": scratch_total,
-        "scratch_is_lower_bound": any(r["scratch_epochs"] is None for r in per_depth),
+        "scratch_flops": scratch_total,
+        "teacher_flops": teacher["flops"] if teacher else 0,
+        "matched_everywhere": all(row["sws_epochs_to_match"] is not None for row in per_depth),
         "ratio": scratch_total / sws_total,
-        "ratio_with_teacher": scratch_total / (sws_total + teacher_flops),
         "break_even_depths": aux["flops"] / saving if saving > 0 else None,
         "per_depth": per_depth,
     }
+
+
+def _matched_at(depth: int, by_method: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
+    sws, scratch = by_method["sws"][depth], by_method["scratch"][depth]
+    target = scratch["top1"][-1]
+    curve = sws["top1"]
+    reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
+    per_epoch = sws["flops"] / len(curve)
+    kd = by_method["scratch-kd"].get(depth)
+    return {
+        "depth": depth,
+        "scratch_top1": target,
+        "scratch_epochs": len(scratch["top1"]),
+        "scratch_flops": scratch["flops"],
+        "scratch_kd_top1": kd["top1"][-1] if kd else None,
+        "sws_top1": curve[-1],
+        "sws_first_epoch_top1": curve[0],
+        "sws_epochs_run": len(curve),
+        "sws_epochs_to_match": reached,
+        "sws_flops_to_match": per_epoch * (reached or len(curve)),
+    }
+
+
+def width_grid(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per width and depth: SWS's top-1 before and after fine-tuning, the same depth at the Aux-Net's
+    own width, scratch at that size, and (when studied) SWS from an Aux-Net of that width."""
+    base = results["meta"].get("base_width")
+    cell = {(r.get("width") or base, r["depth"], r["method"]): r for r in results["records"]}
+    rows = []
+    for width in results["meta"].get("widths") or [base]:
+        for depth in results["meta"]["depths"]:
+            sws, own = cell.get((width, depth, "sws")), cell.get((base, depth, "sws"))
+            scratch, per_width = cell.get((width, depth, "scratch")), cell.get((width, depth, "sws-per-width"))
+            if sws is None:
+                continue
+            rows.append(
+                {
+                    "width": width,
+                    "depth": depth,
+                    "params": sws["params"],
+                    "sws_init": sws.get("init_top1"),
+                    "sws": sws["top1"][-1],
+                    "own_width_init": own.get("init_top1") if own else None,
+                    "own_width": own["top1"][-1] if own else None,
+                    "scratch": scratch["top1"][-1] if scratch else None,
+                    "per_width": per_width["top1"][-1] if per_width else None,
+                }
+            )
+    return rows
 
 
 # -- markdown ----------------------------------------------------------------------------------
@@ -159,95 +202,175 @@ def _params(value: int) -> str:
 
 def render_report(results: dict[str, Any]) -> str:
     meta = results["meta"]
-    methods = meta["methods"]
     epochs = meta["des_net_epochs"]
+    subset = f", a stratified {meta['train_subset']:,} training images" if meta.get("train_subset") else ""
     lines = [
         "# SWS report",
         "",
         f"Data: **{meta['data_set']}**"
         + (f" at `{meta['data_path']}`" if meta.get("data_path") else "")
         + (f", {meta['input_size']} px" if meta.get("input_size") else "")
-        + f"; seed {meta['seed']}; Aux-Net stage layout {meta.get('layout')}; Des-Nets trained {epochs} epochs.",
+        + f"{subset}; seed {meta['seed']}; Aux-Net stage layout {meta.get('layout')}; Des-Nets trained {epochs} "
+        "epochs.",
         "",
         "![top-1 against epoch](top1_vs_epoch.png)",
         "![final top-1 against parameters](top1_vs_params.png)",
+    ]
+    if budget_study(results):
+        lines.append("![top-1 against training FLOPs](top1_vs_flops.png)")
+    lines += _sources_section(results)
+    lines += _des_net_section(results)
+    lines += _versus_section(results)
+    lines += _width_section(results)
+    lines += _storage_section(results)
+    lines += _budget_section(results)
+    lines += _wall_time_section(results)
+    return "\n".join(lines) + "\n"
+
+
+ROLES = {"teacher": "teacher", "aux": "SWS Aux-Net", "tleg_aux": "TLEG Aux-Net", "ancestry": "ancestry (full ViT)"}
+
+
+def _role(key: str) -> str:
+    if key.startswith("aux_w"):
+        return f"SWS Aux-Net, width {key[len('aux_w') :]}"
+    return ROLES.get(key, key)
+
+
+def _sources_section(results: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Source models",
         "",
         "| model | role | params | top-1 (%) | epochs | images | training FLOPs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    roles = {"teacher": "teacher", "aux": "SWS Aux-Net", "tleg_aux": "TLEG Aux-Net", "ancestry": "ancestry (full ViT)"}
     for key, source in results["sources"].items():
         lines.append(
-            f"| {source['model']} | {roles.get(key, key)} | {_params(source['params'])} | {source['top1']:.2f} | "
+            f"| {source['model']} | {_role(key)} | {_params(source['params'])} | {source['top1']:.2f} | "
             f"{source['epochs']} | {source['images']:,} | {_flops(source['flops'])} |"
         )
-    lines += [
+    return lines
+
+
+def _sorted_records(results: dict[str, Any], key: str = "records") -> list[dict[str, Any]]:
+    methods = results["meta"]["methods"]
+    base = results["meta"].get("base_width")
+    order = {m: i for i, m in enumerate(methods)}
+    return sorted(
+        results.get(key) or [],
+        key=lambda r: (r.get("width") or base or 0, r["depth"], order.get(r["method"], 99), len(r["top1"])),
+    )
+
+
+def _init_top1(record: dict[str, Any]) -> str:
+    value = record.get("init_top1")
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _des_net_section(results: dict[str, Any]) -> list[str]:
+    epochs = results["meta"]["des_net_epochs"]
+    widths = len(results["meta"].get("widths") or []) > 1
+    lines = [
         "",
         "## Des-Nets",
         "",
-        "| depth | method | params | top-1 after epoch 1 (%) | top-1 after epoch "
-        f"{epochs} (%) | images | training FLOPs |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "Top-1 (%) before fine-tuning (as initialized), after the first epoch and after the last.",
+        "",
+        ("| width " if widths else "")
+        + f"| depth | method | params | initialized | epoch 1 | epoch {epochs} | images | training FLOPs |",
+        ("|---:" if widths else "") + "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
+    base = results["meta"].get("base_width")
+    for record in _sorted_records(results):
+        width = f"| {record.get('width') or base} " if widths else ""
         lines.append(
-            f"| {record['depth']} | {_label(record['method'])} | "
-            f"{_params(record['params'])} | {record['top1'][0]:.2f} | {record['top1'][-1]:.2f} | "
-            f"{record['images']:,} | {_flops(record['flops'])} |"
+            f"{width}| {record['depth']} | {_label(record['method'])} | {_params(record['params'])} | "
+            f"{_init_top1(record)} | {record['top1'][0]:.2f} | {record['top1'][-1]:.2f} | {record['images']:,} | "
+            f"{_flops(record['flops'])} |"
         )
+    return lines
+
+
+def _versus_section(results: dict[str, Any]) -> list[str]:
     versus = sws_versus_scratch(results)
-    if versus:
-        wins = sum(r["margin_same_epochs"] > 0 for r in versus)
-        early = sum(r["margin_first_vs_scratch_last"] > 0 for r in versus)
-        lines += [
-            "",
-            "## SWS against scratch",
-            "",
-            f"SWS beats scratch after the same {epochs} epochs at **{wins} of {len(versus)}** depths, and after a "
-            f"single epoch it beats scratch's epoch-{epochs} top-1 at **{early} of {len(versus)}**.",
-            "",
-            f"| depth | SWS epoch 1 | SWS epoch {epochs} | scratch epoch {epochs} | margin, same epochs | "
-            f"margin, SWS epoch 1 vs scratch epoch {epochs} |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in versus:
-            lines.append(
-                f"| {r['depth']} | {r['sws_first']:.2f} | {r['sws_last']:.2f} | {r['scratch_last']:.2f} | "
-                f"{r['margin_same_epochs']:+.2f} | {r['margin_first_vs_scratch_last']:+.2f} |"
-            )
-    lines += _storage_section(results)
-    lines += _cost_section(results)
-    lines += [
+    if not versus:
+        return []
+    epochs = results["meta"]["des_net_epochs"]
+    wins = sum(r["margin_same_epochs"] > 0 for r in versus)
+    early = sum(r["margin_first_vs_scratch_last"] > 0 for r in versus)
+    lines = [
         "",
-        "## Wall time",
+        "## SWS against scratch",
         "",
-        "Seconds of training on this machine (they vary from run to run; everything above does not).",
+        f"SWS beats scratch after the same {epochs} epochs at **{wins} of {len(versus)}** depths, and after a "
+        f"single epoch it beats scratch's epoch-{epochs} top-1 at **{early} of {len(versus)}**.",
         "",
-        "| run | seconds |",
-        "|---|---:|",
+        f"| depth | SWS epoch 1 | SWS epoch {epochs} | scratch epoch {epochs} | margin, same epochs | "
+        f"margin, SWS epoch 1 vs scratch epoch {epochs} |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, source in results["sources"].items():
-        lines.append(f"| {roles.get(key, key)} | {source['seconds']:.1f} |")
-    for record in sorted(results["records"], key=lambda r: (r["depth"], methods.index(r["method"]))):
-        lines.append(f"| depth {record['depth']}, {record['method']} | {record['seconds']:.1f} |")
-    for record in results.get("scratch_to_match") or []:
-        epochs = len(record["top1"])
-        lines.append(f"| depth {record['depth']}, scratch, {epochs} epochs | {record['seconds']:.1f} |")
-    return "\n".join(lines) + "\n"
+    for r in versus:
+        lines.append(
+            f"| {r['depth']} | {r['sws_first']:.2f} | {r['sws_last']:.2f} | {r['scratch_last']:.2f} | "
+            f"{r['margin_same_epochs']:+.2f} | {r['margin_first_vs_scratch_last']:+.2f} |"
+        )
+    return lines
+
+
+def _width_section(results: dict[str, Any]) -> list[str]:
+    rows = width_grid(results)
+    if len(results["meta"].get("widths") or []) < 2 or not rows:
+        return []
+    base = results["meta"].get("base_width")
+    per_width = any(r["per_width"] is not None for r in rows)
+    lines = [
+        "",
+        "## Des-Nets of other widths from one learngene",
+        "",
+        f"The width-{base} learngene grown (replicated, function-preserving at integer multiples) or shrunk "
+        "(selected) to each width; `own width` is the same depth at the learngene's width.",
+        "",
+        "| width | depth | params | SWS initialized | own width initialized | SWS final | own width final | "
+        "scratch final | SWS - scratch |" + (" SWS, Aux-Net at this width |" if per_width else ""),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if per_width else ""),
+    ]
+    for r in rows:
+        margin = f"{r['sws'] - r['scratch']:+.2f}" if r["scratch"] is not None else "-"
+        cells = [
+            str(r["width"]),
+            str(r["depth"]),
+            _params(r["params"]),
+            _maybe(r["sws_init"]),
+            _maybe(r["own_width_init"]),
+            f"{r['sws']:.2f}",
+            _maybe(r["own_width"]),
+            _maybe(r["scratch"]),
+            margin,
+        ]
+        if per_width:
+            cells.append(_maybe(r["per_width"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _maybe(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
 
 
 def _storage_section(results: dict[str, Any]) -> list[str]:
     stored = results.get("stored_params") or {}
-    depths = results["meta"]["depths"]
-    by_depth = {r["depth"]: r["params"] for r in results["records"]}
-    every_size = sum(by_depth[d] for d in depths if d in by_depth)
+    base = results["meta"].get("base_width")
+    sizes = {(r.get("width") or base, r["depth"]): r["params"] for r in results["records"]}
+    every_size = sum(sizes.values())
+    grid = ", ".join(f"{d}" for d in results["meta"]["depths"])
+    widths = results["meta"].get("widths") or [base]
+    where = f"depth ({grid})" if len(widths) < 2 else f"depth ({grid}) and width ({', '.join(map(str, widths))})"
     lines = [
         "",
-        "## Parameters stored to initialize every depth",
+        "## Parameters stored to initialize every size",
         "",
-        f"Keeping one trained model per depth ({', '.join(map(str, depths))}) stores {every_size:,} parameters.",
+        f"Keeping one trained model per {where} stores {every_size:,} parameters.",
         "",
         "| method | stores | parameters | Des-Nets' total / stored |",
         "|---|---|---:|---:|",
@@ -259,53 +382,75 @@ def _storage_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cost_section(results: dict[str, Any]) -> list[str]:
-    cost = training_cost(results)
-    if cost is None:
+def _budget_section(results: dict[str, Any]) -> list[str]:
+    study = budget_study(results)
+    if study is None:
         return []
-    bound = ">= " if cost["scratch_is_lower_bound"] else ""
-    where = ("At depth " if len(cost["depths"]) == 1 else "Over depths ") + ", ".join(map(str, cost["depths"]))
-    if cost["ratio"] >= 1:
-        verdict = f"SWS needs **{bound}{cost['ratio']:.2f}x less** training compute"
-    else:
-        verdict = f"SWS needs **more** training compute than scratch here (scratch : SWS = {bound}{cost['ratio']:.2f})"
+    rows = study["per_depth"]
+    reached = sum(r["sws_epochs_to_match"] is not None for r in rows)
+    verdict = (
+        f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, and the SWS route costs "
+        f"**{study['ratio']:.2f}x less**"
+        if study["ratio"] >= 1
+        else f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, and the SWS route costs "
+        f"**more** (scratch : SWS = {study['ratio']:.2f})"
+    )
     lines = [
         "",
-        "## Training cost for the same accuracy",
+        "## Training cost at matched accuracy",
         "",
-        f"{where}: SWS is the Aux-Net once ({_flops(cost['aux_flops'])}FLOPs, its teacher's forward passes "
-        f"included) plus the fine-tunes ({_flops(cost['fine_tune_flops'])}FLOPs), **{_flops(cost['sws_flops'])}"
-        f"FLOPs**; scratch, trained until it reaches SWS's final top-1, needs **{bound}"
-        f"{_flops(cost['scratch_flops_to_match'])}FLOPs**. {verdict} ({bound}{cost['ratio_with_teacher']:.2f} "
-        f"with the teacher's own training, {_flops(cost['teacher_flops'])}FLOPs, counted too).",
+        f"Scratch trained with its full budget at depths {', '.join(map(str, study['depths']))}; SWS fine-tuned until "
+        "it reaches scratch's final top-1. The SWS route is the Aux-Net once "
+        f"({_flops(study['aux_flops'])}FLOPs, its teacher's forward passes included) plus every fine-tune up to its "
+        f"match ({_flops(study['fine_tune_flops'])}FLOPs): **{_flops(study['sws_flops'])}FLOPs**; the scratch route "
+        f"is every full run: **{_flops(study['scratch_flops'])}FLOPs**. {verdict}."
+        + ("" if study["matched_everywhere"] else " Where SWS never reached scratch, its whole fine-tune is counted.")
+        + f" Training the teacher cost {_flops(study['teacher_flops'])}FLOPs more, counted in neither route (the "
+        "paper does not count it).",
     ]
-    if cost["break_even_depths"] is not None:
-        saving = (cost["scratch_flops_to_match"] - cost["fine_tune_flops"]) / len(cost["depths"])
+    if study["break_even_depths"] is not None:
         lines.append(
-            f"Each depth saves {_flops(saving)}FLOPs on average, so the Aux-Net pays for itself from about "
-            f"**{cost['break_even_depths']:.1f} Des-Net sizes** on, if the depths measured here are typical "
-            "(the paper initializes 10 sizes per learngene)."
+            f"Each depth saves the scratch route's run minus SWS's fine-tune, so the Aux-Net pays for itself from "
+            f"about **{study['break_even_depths']:.1f} Des-Net sizes** on, if these depths are typical."
         )
-    if cost["scratch_is_lower_bound"]:
-        lines.append(
-            "Where scratch never reached SWS's accuracy its whole run is counted, so scratch's cost is a lower bound."
-        )
+    kd = any(r["scratch_kd_top1"] is not None for r in rows)
     lines += [
         "",
-        "| depth | SWS final top-1 | SWS fine-tune FLOPs | scratch epochs to reach it | scratch FLOPs counted | "
-        "scratch top-1 at its last epoch |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| depth | scratch epochs | scratch final top-1 | "
+        + ("scratch with distillation | " if kd else "")
+        + "SWS epoch 1 | SWS final | SWS epochs to reach scratch | SWS FLOPs to reach it | scratch FLOPs |",
+        "|---:|---:|---:|" + ("---:|" if kd else "") + "---:|---:|---:|---:|---:|",
     ]
-    for row in cost["per_depth"]:
-        reached = (
-            f"{row['scratch_epochs']} of {row['scratch_epochs_run']}"
-            if row["scratch_epochs"]
-            else f"not in {row['scratch_epochs_run']}"
-        )
+    for r in rows:
+        matched = r["sws_epochs_to_match"]
+        share = f"{matched / r['scratch_epochs']:.0%} of scratch's" if matched else ""
+        to_match = f"{matched} of {r['sws_epochs_run']} ({share})" if matched else f"not in {r['sws_epochs_run']}"
         lines.append(
-            f"| {row['depth']} | {row['target_top1']:.2f} | {_flops(row['sws_fine_tune_flops'])} | {reached} | "
-            f"{_flops(row['scratch_flops'])} | {row['scratch_final_top1']:.2f} |"
+            f"| {r['depth']} | {r['scratch_epochs']} | {r['scratch_top1']:.2f} | "
+            + (f"{_maybe(r['scratch_kd_top1'])} | " if kd else "")
+            + f"{r['sws_first_epoch_top1']:.2f} | {r['sws_top1']:.2f} | {to_match} | "
+            f"{_flops(r['sws_flops_to_match'])} | {_flops(r['scratch_flops'])} |"
         )
+    return lines
+
+
+def _wall_time_section(results: dict[str, Any]) -> list[str]:
+    base = results["meta"].get("base_width")
+    lines = [
+        "",
+        "## Wall time",
+        "",
+        "Seconds of training on this machine (they vary from run to run; everything above does not).",
+        "",
+        "| run | seconds |",
+        "|---|---:|",
+    ]
+    for key, source in results["sources"].items():
+        lines.append(f"| {_role(key)} | {source['seconds']:.1f} |")
+    for record in [*_sorted_records(results), *_sorted_records(results, "budget")]:
+        width = record.get("width") or base
+        size = f"depth {record['depth']}" + (f", width {width}" if width != base else "")
+        lines.append(f"| {size}, {record['method']}, {len(record['top1'])} epochs | {record['seconds']:.1f} |")
     return lines
 
 
@@ -322,7 +467,7 @@ def _pyplot():
 
 
 def plot_top1_vs_epoch(results: dict[str, Any], path: str | Path) -> Path:
-    """One panel per depth: top-1 against epoch for every method."""
+    """One panel per depth: top-1 against epoch for every method, at the Aux-Net's width."""
     return _save(epoch_figure(results), path)
 
 
@@ -330,33 +475,22 @@ def epoch_figure(results: dict[str, Any]) -> Any:
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
+    base = _at_base_width(results)
     depths = results["meta"]["depths"]
     columns = min(4, len(depths))
     rows = (len(depths) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
+    budget = results.get("budget") or []
     for axis, depth in zip(axes.flat, depths, strict=False):
         for method in results["meta"]["methods"]:
-            record = _records(results, method).get(depth)
+            record = _records(base, method).get(depth)
             if record:
                 epochs = range(1, len(record["top1"]) + 1)
-                axis.plot(
-                    epochs,
-                    record["top1"],
-                    marker="o",
-                    color=_style(method),
-                    label=_label(method),
-                )
-        longer = next((r for r in results.get("scratch_to_match") or [] if r["depth"] == depth), None)
-        if longer:
+                axis.plot(epochs, record["top1"], marker="o", color=_style(method), label=_label(method))
+        for longer in (r for r in budget if r["depth"] == depth):
             epochs = range(1, len(longer["top1"]) + 1)
-            axis.plot(
-                epochs,
-                longer["top1"],
-                linestyle="--",
-                color=_style("scratch"),
-                alpha=0.7,
-                label=f"from scratch, {len(longer['top1'])} epochs",
-            )
+            label = f"{_label(longer['method'])}, {len(longer['top1'])} epochs"
+            axis.plot(epochs, longer["top1"], linestyle="--", color=_style(longer["method"]), alpha=0.7, label=label)
         axis.set_title(f"Des-Net, {depth} layers")
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -365,41 +499,88 @@ def epoch_figure(results: dict[str, Any]) -> Any:
         axis.axis("off")
     for axis in axes[:, 0]:
         axis.set_ylabel("top-1 (%)")
-    legend = {}
-    for axis in axes.flat:
-        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
-            legend.setdefault(label, handle)
-    handles, labels = list(legend.values()), list(legend)
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    _figure_legend(figure, axes)
     figure.suptitle(f"Top-1 against epoch ({results['meta']['data_set']})")
     figure.tight_layout(rect=(0, 0.08, 1, 0.95))
     return figure
 
 
+def _figure_legend(figure: Any, axes: Any) -> None:
+    legend: dict[str, Any] = {}
+    for axis in axes.flat:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), frameon=False)
+
+
 def plot_top1_vs_params(results: dict[str, Any], path: str | Path) -> Path:
-    """Final top-1 against parameter count, one line per method, points labelled by depth."""
+    """Final top-1 against parameter count, one line per method (and width), points labelled by depth."""
     return _save(params_figure(results), path)
+
+
+WIDTH_MARKERS = "osD^v<>ph*"
 
 
 def params_figure(results: dict[str, Any]) -> Any:
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    base = results["meta"].get("base_width")
+    widths = results["meta"].get("widths") or [base]
     for method in results["meta"]["methods"]:
-        records = sorted(_records(results, method).values(), key=lambda r: r["params"])
-        if not records:
-            continue
-        x = [r["params"] / 1e6 for r in records]
-        y = [r["top1"][-1] for r in records]
-        axis.plot(x, y, marker="o", color=_style(method), label=_label(method))
-        if method == results["meta"]["methods"][0]:  # depth labels once, on the first method's points
-            for record, xi, yi in zip(records, x, y, strict=True):
-                axis.annotate(f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for marker, width in zip(WIDTH_MARKERS, widths, strict=False):
+            records = sorted(
+                (r for r in results["records"] if r["method"] == method and (r.get("width") or base) == width),
+                key=lambda r: r["params"],
+            )
+            if not records:
+                continue
+            x = [r["params"] / 1e6 for r in records]
+            y = [r["top1"][-1] for r in records]
+            label = _label(method) + (f", width {width}" if len(widths) > 1 else "")
+            axis.plot(x, y, marker=marker, color=_style(method), label=label)
+            if method == results["meta"]["methods"][0]:  # depth labels once, on the first method's points
+                for record, xi, yi in zip(records, x, y, strict=True):
+                    axis.annotate(
+                        f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8
+                    )
     axis.set_xlabel("parameters (millions)")
     axis.set_ylabel(f"top-1 after {results['meta']['des_net_epochs']} epochs (%)")
     axis.set_title(f"Final top-1 against size ({results['meta']['data_set']})")
+    if len(widths) > 1:
+        axis.set_xscale("log")
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=7)
     figure.tight_layout()
+    return figure
+
+
+def plot_top1_vs_flops(results: dict[str, Any], path: str | Path) -> Path:
+    """The budget study: top-1 against cumulative training FLOPs, one panel per depth, both routes."""
+    return _save(flops_figure(results), path)
+
+
+def flops_figure(results: dict[str, Any]) -> Any:
+    """SWS's curve starts at its share of the Aux-Net (the Aux-Net's FLOPs over the budget study's
+    depths) and adds each fine-tune epoch; scratch's adds each of its epochs."""
+    plt = _pyplot()
+    study = budget_study(results)
+    depths = study["depths"]
+    figure, axes = plt.subplots(1, len(depths), figsize=(4.2 * len(depths), 3.4), squeeze=False, sharey=True)
+    runs = results.get("budget") or []
+    share = study["aux_flops"] / len(depths)
+    for axis, depth in zip(axes.flat, depths, strict=True):
+        for run in (r for r in runs if r["depth"] == depth):
+            per_epoch = run["flops"] / len(run["top1"])
+            start = share if run["method"] == "sws" else 0.0
+            x = [(start + per_epoch * (i + 1)) / 1e12 for i in range(len(run["top1"]))]
+            axis.plot(x, run["top1"], marker=".", color=_style(run["method"]), label=_label(run["method"]))
+        axis.set_title(f"Des-Net, {depth} layers")
+        axis.set_xlabel("cumulative training TFLOPs")
+        axis.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("top-1 (%)")
+    _figure_legend(figure, axes)
+    figure.suptitle(f"Top-1 against training compute ({results['meta']['data_set']}; SWS includes its Aux-Net share)")
+    figure.tight_layout(rect=(0, 0.1, 1, 0.93))
     return figure
 
 
@@ -415,19 +596,18 @@ def results_without_timings(results: dict[str, Any]) -> dict[str, Any]:
     import copy
 
     clean = copy.deepcopy(results)
-    for record in clean["records"]:
+    for record in [*clean["records"], *(clean.get("budget") or [])]:
         record.pop("seconds", None)
     for source in clean["sources"].values():
         source.pop("seconds", None)
-    for record in clean.get("scratch_to_match") or []:
-        record.pop("seconds", None)
     return clean
 
 
 __all__: Sequence[str] = [
+    "budget_study",
     "render_report",
     "results_without_timings",
     "sws_versus_scratch",
-    "training_cost",
+    "width_grid",
     "write_report",
 ]

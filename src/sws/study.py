@@ -44,7 +44,8 @@ SUMMARY_NAME = "summary.json"
 
 @dataclass
 class TrainStep:
-    """One ``sws train`` run of a study, in its own folder. Des-Net steps know their method and depth."""
+    """One ``sws train`` run of a study, in its own folder. Des-Net steps know their method, depth
+    and width, and whether they run the recipe or the budget study."""
 
     key: str
     title: str
@@ -52,7 +53,8 @@ class TrainStep:
     argv: list[str]
     method: str | None = None
     depth: int | None = None
-    long_run: bool = False  # a longer run than the recipe's, for the training-cost comparison
+    width: int | None = None
+    role: str = "recipe"  # "recipe" (the Des-Net recipe) or "budget" (the budget study's longer runs)
 
     @property
     def done(self) -> bool:
@@ -70,14 +72,28 @@ class TrainStep:
         summary = self.summary()
         return {
             "depth": self.depth,
+            "width": self.width,
             "method": self.method,
             "params": summary["params"],
+            "init_top1": summary["init"].get("top1"),
             "top1": summary["top1"],
             "images": summary["train_images"],
             "flops": summary["train_flops"],
             "seconds": summary["train_seconds"],
             "init": summary["init"],
         }
+
+
+@dataclass
+class Plan:
+    """The steps of a study, in the order they run."""
+
+    sources: list[TrainStep]
+    des_nets: list[TrainStep]
+    budget: list[TrainStep]
+
+    def all(self) -> list[TrainStep]:
+        return [*self.sources, *self.des_nets, *self.budget]
 
 
 class Study:
@@ -106,7 +122,35 @@ class Study:
         self.sources = {k: str(v) for k, v in (sources or {}).items() if v}
         self.log = log
 
-    # -- the steps ------------------------------------------------------------------------------
+    # -- shapes ---------------------------------------------------------------------------------
+
+    @property
+    def base_width(self) -> int:
+        """The Aux-Net's (and learngene's) width."""
+        return int(self._aux_kwargs().get("embed_dim", 384))
+
+    @property
+    def widths(self) -> list[int]:
+        """The Des-Net widths of the study (the config's ``widths``, else the Aux-Net's)."""
+        return [int(w) for w in self.config.get("widths") or [self.base_width]]
+
+    def _aux_kwargs(self) -> dict[str, Any]:
+        return dict(self.config["aux"].get("model_kwargs") or {})
+
+    def model_kwargs(self, width: int | None = None) -> dict[str, Any]:
+        """The Aux-Net's model arguments at ``width``, keeping its head dimension."""
+        kwargs = self._aux_kwargs()
+        if width is None or width == self.base_width:
+            return kwargs
+        head_dim = self.base_width // int(kwargs.get("num_heads", 6))
+        if width % head_dim:
+            raise ConfigError(
+                f"width {width} is not a multiple of the Aux-Net's head dimension {head_dim}; "
+                f"choose widths such as {head_dim}, {2 * head_dim}, {3 * head_dim}"
+            )
+        return {**kwargs, "embed_dim": width, "num_heads": width // head_dim}
+
+    # -- the sources ----------------------------------------------------------------------------
 
     def _common(self) -> dict[str, Any]:
         c = self.config
@@ -134,26 +178,41 @@ class Study:
             return str(given)
         return None if teacher.get("pretrained") else str(self.run_dir / "teacher" / "checkpoint.pth")
 
+    def distillation_flags(self) -> dict[str, Any]:
+        """The teacher and the Aux-Net's distillation settings, for every run that learns from it."""
+        teacher = self.config.get("teacher") or {}
+        aux_train = self.config["aux"].get("train") or {}
+        settings = {k: v for k, v in aux_train.items() if k.replace("_", "-").startswith("distillation-")}
+        return {"teacher-model": teacher.get("model"), "teacher-path": self.teacher_path(), **settings}
+
     def _distilled(self, key: str, title: str, model: dict[str, Any]) -> TrainStep:
         """An Aux-Net (or ancestry) trained with the Aux-Net's recipe, distilled from the teacher."""
         aux = self.config["aux"]
-        teacher = self.config.get("teacher") or {}
-        distill = {"teacher-model": teacher.get("model"), "teacher-path": self.teacher_path()}
-        argv = train_flags(self._common(), distill, aux.get("train"), model)
+        teacher = {k: v for k, v in self.distillation_flags().items() if k.startswith("teacher")}
+        argv = train_flags(self._common(), teacher, aux.get("train"), model)
         return TrainStep(key, title, self.run_dir / key, argv)
 
     def _aux_depth(self) -> int:
         return StageLayout.parse(self.config["aux"]["layout"]).depth
 
-    def _source_step(self, source: str) -> TrainStep:
-        """The training step that makes a source (``learngene``: the Aux-Net; ``tleg_learngene``: the
-        TLEG Aux-Net; ``ancestry``: a full-depth ViT)."""
+    def source_key(self, method: str, width: int | None = None) -> str | None:
+        """Which source a method's Des-Net of ``width`` starts from: ``learngene``,
+        ``learngene@<width>`` (an Aux-Net of that width), ``tleg_learngene``, ``ancestry`` or none."""
+        source = METHODS[method].source
+        if source == "width_learngene":
+            return "learngene" if width in (None, self.base_width) else f"learngene@{width}"
+        return source
+
+    def source_step(self, key: str) -> TrainStep:
+        """The training step that makes a source (see ``source_key``)."""
         aux = self.config["aux"]
-        kwargs = dict(aux.get("model_kwargs") or {})
-        if source == "learngene":
+        name, _, width = key.partition("@")
+        kwargs = self.model_kwargs(int(width) if width else None)
+        if name == "learngene":
             model = {"model": aux["model"], "layout": aux.get("layout"), "model-kwargs": kwargs}
-            return self._distilled("aux", f"Aux-Net {aux.get('layout', '')} (distillation)", model)
-        if source == "tleg_learngene":
+            folder = f"aux_w{width}" if width else "aux"
+            return self._distilled(folder, f"Aux-Net {aux.get('layout', '')}, width {kwargs['embed_dim']}", model)
+        if name == "tleg_learngene":
             depth = (self.config.get("tleg") or {}).get("depth", self._aux_depth())
             model = {"model": "tleg_aux_net", "model-kwargs": {**kwargs, "depth": depth}}
             return self._distilled("tleg_aux", "TLEG Aux-Net (distillation)", model)
@@ -161,23 +220,43 @@ class Study:
         model = {"model": "des_net", "model-kwargs": {**kwargs, "depth": depth}}
         return self._distilled("ancestry", "ancestry ViT (full depth, distillation)", model)
 
-    def source_path(self, source: str) -> Path:
+    def source_path(self, key: str) -> Path:
         """Where a source lives: given from outside, or what its training step leaves."""
-        if source in self.sources:
-            return Path(self.sources[source])
+        if key in self.sources:
+            return Path(self.sources[key])
+        if key.startswith("learngene@"):
+            return self.run_dir / f"aux_w{key.partition('@')[2]}" / "learngene.safetensors"
         return {
             "learngene": self.run_dir / "learngene.safetensors",
             "tleg_learngene": self.run_dir / "tleg_aux" / "learngene.safetensors",
             "ancestry": self.run_dir / "ancestry" / "checkpoint.pth",
-        }[source]
+        }[key]
 
-    def des_net_step(self, method: str, depth: int, epochs: int | None = None) -> TrainStep:
-        """A Des-Net of ``depth`` layers initialized by ``method`` and trained with the Des-Net recipe
-        (for ``epochs``, by default the recipe's)."""
+    def needed_sources(self, methods: Sequence[str]) -> list[str]:
+        """The sources the methods need at the study's widths that were not given, in training order."""
+        keys = {self.source_key(m, w) for m in methods for w in self.widths} - {None} - set(self.sources)
+        order = ["learngene", *(f"learngene@{w}" for w in self.widths), "tleg_learngene", "ancestry"]
+        return [key for key in order if key in keys]
+
+    def source_steps(self, methods: Sequence[str]) -> list[TrainStep]:
+        """The training steps that the methods' Des-Nets need first (the teacher among them when a
+        source must be distilled or a method learns from the teacher)."""
+        needed = self.needed_sources(methods)
+        teacher = self.teacher_step()
+        wants_teacher = bool(needed) or any(METHODS[m].distills for m in methods)
+        steps = [teacher] if wants_teacher and teacher is not None else []
+        return steps + [self.source_step(key) for key in needed]
+
+    # -- the Des-Nets ---------------------------------------------------------------------------
+
+    def des_net_step(self, method: str, depth: int, width: int | None = None, epochs: int | None = None) -> TrainStep:
+        """A Des-Net of ``depth`` layers (and ``width``, by default the Aux-Net's) initialized by
+        ``method`` and trained with the Des-Net recipe, for ``epochs`` (a budget-study run) or the
+        recipe's epochs."""
         des = self.config["des_net"]
-        kwargs = {**(self.config["aux"].get("model_kwargs") or {}), "depth": depth}
-        init: dict[str, Any] = {"init": method}
-        source = METHODS[method].source
+        width = width or self.base_width
+        init: dict[str, Any] = {"init": method, "eval-init": True}
+        source = self.source_key(method, width)
         if source is not None:
             init[METHODS[method].source_flag] = str(self.source_path(source))
         argv = train_flags(
@@ -185,48 +264,43 @@ class Study:
             des.get("train"),
             {"epochs": des["epochs"]},
             (des.get("methods") or {}).get(method) or {},
+            self.distillation_flags() if METHODS[method].distills else None,
             {"epochs": epochs} if epochs else None,
-            {"model": "des_net", "model-kwargs": kwargs},
+            {"model": "des_net", "model-kwargs": {**self.model_kwargs(width), "depth": depth}},
             init,
         )
-        key = f"{method}_d{depth}" if not epochs else f"{method}_{epochs}ep_d{depth}"
-        title = f"Des-Net depth {depth}, {method}" + (f", {epochs} epochs (to match SWS)" if epochs else "")
-        return TrainStep(key, title, self.out_dir / "desnets" / key, argv, method, depth, long_run=bool(epochs))
+        at_width = "" if width == self.base_width else f"_w{width}"
+        key = f"{method}{at_width}_d{depth}" if not epochs else f"{method}_{epochs}ep{at_width}_d{depth}"
+        title = f"Des-Net depth {depth}" + (f", width {width}" if at_width else "") + f", {method}"
+        title += f", {epochs} epochs (budget study)" if epochs else ""
+        role = "budget" if epochs else "recipe"
+        return TrainStep(key, title, self.out_dir / "desnets" / key, argv, method, depth, width, role)
 
-    def scratch_to_match_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
-        """Longer from-scratch runs that show how many epochs scratch needs to reach SWS's accuracy
-        (the config's ``cost`` section: depths, or ``all``, and epochs)."""
-        cost = self.config.get("cost") or {}
-        if not cost.get("epochs") or not {"sws", "scratch"} <= set(methods):
+    def budget_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
+        """The budget study (the config's ``budget`` section): at its depths (or ``all``), scratch (and
+        ``scratch-kd`` when compared) trained with a full budget of ``epochs``, and SWS fine-tuned for
+        ``sws_epochs``, long enough to meet it."""
+        budget = self.config.get("budget") or {}
+        if not budget.get("epochs") or not {"sws", "scratch"} <= set(methods):
             return []
-        chosen = depths if cost.get("depths") == "all" else [d for d in cost.get("depths", []) if d in depths]
-        return [self.des_net_step("scratch", d, epochs=int(cost["epochs"])) for d in chosen]
+        chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths", []) if d in depths]
+        sws_epochs = int(budget.get("sws_epochs") or self.config["des_net"]["epochs"])
+        full = [m for m in ("scratch", "scratch-kd") if m in methods]
+        steps = [self.des_net_step("sws", d, epochs=sws_epochs) for d in chosen]
+        return steps + [self.des_net_step(m, d, epochs=int(budget["epochs"])) for d in chosen for m in full]
 
-    def needed_sources(self, methods: Sequence[str]) -> list[str]:
-        """The sources the methods need that were not given, in the order they are trained."""
-        wanted = {METHODS[m].source for m in methods} - {None} - set(self.sources)
-        return [s for s in ("learngene", "tleg_learngene", "ancestry") if s in wanted]
-
-    def source_steps(self, methods: Sequence[str]) -> list[TrainStep]:
-        """The training steps that the given methods' Des-Nets need first (the teacher among them when
-        a source must be distilled)."""
-        needed = self.needed_sources(methods)
-        teacher = self.teacher_step()
-        steps = [teacher] if needed and teacher is not None else []
-        return steps + [self._source_step(source) for source in needed]
-
-    def plan(self, methods: Sequence[str], depths: Sequence[int]) -> tuple[list[TrainStep], list[TrainStep]]:
-        """The source steps, and the Des-Net steps (the longer scratch runs last); every step's flags
-        parsed once, so that a bad value is refused before anything runs."""
+    def plan(self, methods: Sequence[str], depths: Sequence[int]) -> Plan:
+        """Every step of the study; every step's flags parsed once, so that a bad value is refused
+        before anything runs."""
         check_methods(methods)
-        des_nets = [self.des_net_step(m, d) for d in depths for m in methods]
-        steps = (self.source_steps(methods), des_nets + self.scratch_to_match_steps(methods, depths))
-        for step in (*steps[0], *steps[1]):
+        des_nets = [self.des_net_step(m, d, w) for w in self.widths for d in depths for m in methods]
+        plan = Plan(self.source_steps(methods), des_nets, self.budget_steps(methods, depths))
+        for step in plan.all():
             try:
                 parse_args([*step.argv, "--output_dir", str(step.out_dir)])
             except ConfigError as error:
                 raise ConfigError(f"the config's {step.title} step: {error}") from None
-        return steps
+        return plan
 
     # -- running --------------------------------------------------------------------------------
 
@@ -234,12 +308,12 @@ class Study:
         """Make every missing artifact, train every Des-Net, and (rank 0) write the report. Under
         torchrun every process runs every training step; rank 0 alone writes files."""
         processes = processes or Processes(torch.device("cpu"))
-        sources, des_nets = self.plan(methods, depths)
+        plan = self.plan(methods, depths)
         extracts = "learngene" in self.needed_sources(methods)
-        total = len(sources) + len(des_nets) + int(extracts)
+        total = len(plan.all()) + int(extracts)
         started = time.perf_counter()
         index = 0
-        for step in sources:
+        for step in plan.all():
             index += 1
             self._run_step(step, f"[step {index}/{total} {_clock(started)}]")
             if step.key == "aux":
@@ -247,13 +321,9 @@ class Study:
                 if processes.is_main:
                     self._extract_learngene(f"[step {index}/{total} {_clock(started)}]")
                 barrier(processes)
-        for step in des_nets:
-            index += 1
-            self._run_step(step, f"[step {index}/{total} {_clock(started)}]")
         if not processes.is_main:
             return {}
-        recipe_runs = [s for s in des_nets if not s.long_run]
-        results = self.collect(methods, depths, sources, recipe_runs, [s for s in des_nets if s.long_run])
+        results = self.collect(methods, depths, plan)
         write_report(results, self.out_dir)
         self.log(f"[{_clock(started)}] report: {self.out_dir / 'report.md'}")
         return results
@@ -281,20 +351,13 @@ class Study:
         gene.save(path)
         self.log(f"{prefix} -> {path} ({gene.num_params:,} parameters, layout {gene.layout})")
 
-    def collect(
-        self,
-        methods: Sequence[str],
-        depths: Sequence[int],
-        sources: list[TrainStep],
-        des_nets: list[TrainStep],
-        long_runs: Sequence[TrainStep] = (),
-    ) -> dict[str, Any]:
+    def collect(self, methods: Sequence[str], depths: Sequence[int], plan: Plan) -> dict[str, Any]:
         """Everything the report needs, from the steps' summaries and the source files."""
         source_records: dict[str, Any] = {}
         teacher = self.teacher_step()
         if teacher is not None and teacher.done:
             source_records["teacher"] = source_record(teacher.summary())
-        for step in sources:
+        for step in plan.sources:
             if step.key != "teacher" and step.done:
                 source_records[step.key] = source_record(step.summary())
         return {
@@ -302,27 +365,32 @@ class Study:
                 "data_set": self.config.get("data_set"),
                 "data_path": self.config.get("data_path"),
                 "input_size": self.config.get("input_size"),
+                "train_subset": (self.config.get("train") or {}).get("train-subset"),
                 "seed": self.config.get("seed", 0),
                 "depths": list(depths),
+                "widths": self.widths,
+                "base_width": self.base_width,
                 "methods": list(methods),
                 "des_net_epochs": self.config["des_net"]["epochs"],
                 "layout": self.config["aux"].get("layout"),
             },
             "sources": source_records,
             "stored_params": self.stored_parameters(methods),
-            "records": [step.record() for step in des_nets],
-            "scratch_to_match": [step.record() for step in long_runs],
+            "records": [step.record() for step in plan.des_nets],
+            "budget": [step.record() for step in plan.budget],
         }
 
     def stored_parameters(self, methods: Sequence[str]) -> dict[str, int]:
-        """Parameters each method keeps to initialize every depth."""
+        """Parameters each method keeps to initialize every Des-Net of the study (every depth and
+        width): the distinct sources it reads, counted once each."""
         stored = {}
         for name in methods:
             method = METHODS[name]
             recipe = (self.config["des_net"].get("methods") or {}).get(name) or {}
             options = InitOptions(inherit_layers=recipe.get("inherit-layers"))
-            path = self.source_path(method.source) if method.source else None
-            stored[name] = method.stored_params(path, options)
+            keys = {self.source_key(name, w) for w in self.widths}
+            paths = [self.source_path(key) for key in keys if key is not None] or [None]
+            stored[name] = sum(method.stored_params(path, options) for path in paths)
         return stored
 
 
@@ -331,4 +399,4 @@ def _clock(started: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-__all__ = ["Study", "TrainStep"]
+__all__ = ["Plan", "Study", "TrainStep"]

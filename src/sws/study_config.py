@@ -43,7 +43,8 @@ TOP_LEVEL_KEYS = {
     "des_net",
     "tleg",
     "ancestry",
-    "cost",
+    "budget",
+    "widths",
 }
 
 
@@ -72,6 +73,9 @@ def load_config(name_or_path: str | os.PathLike[str] | None = None) -> dict[str,
 def validate_config(config: dict[str, Any], where: str = "the config") -> None:
     if not isinstance(config, dict):
         raise ConfigError(f"{where} must be a YAML mapping")
+    if "cost" in config:  # sws 0.1's name of the budget study: longer scratch runs at some depths
+        cost = config.pop("cost") or {}
+        config.setdefault("budget", {"depths": cost.get("depths", []), "epochs": cost.get("epochs")})
     unknown = sorted(set(config) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(f"{where} has unknown keys {unknown}; known: {sorted(TOP_LEVEL_KEYS)}")
@@ -80,6 +84,9 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
     depths = config.get("depths", [])
     if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
         raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
+    widths = config.get("widths")
+    if widths is not None and not (widths and all(isinstance(w, int) and w >= 1 for w in widths)):
+        raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
 
 
 def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
@@ -141,6 +148,7 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-set", default=None, help="MNIST5K (default), DIGITS, FASHION_MNIST, FOLDER, IMNET, ...")
     p.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None, help="run folder")
     p.add_argument("--depths", default=None, help="Des-Net depths, e.g. 4,6,8,12")
+    p.add_argument("--widths", default=None, help="Des-Net widths, e.g. 32,64,128 (default: the Aux-Net's)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="auto, cpu, cuda")
     p.add_argument(
@@ -169,6 +177,8 @@ def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str]
             config[key] = getattr(args, key)
     if args.depths:
         config["depths"] = comma_separated_ints(args.depths, "--depths")
+    if args.widths:
+        config["widths"] = comma_separated_ints(args.widths, "--widths", "32,64,128")
     return apply_overrides(config, args.assignments)
 
 

@@ -298,12 +298,22 @@ def label_criterion(args: argparse.Namespace, mixup: Mixup | None) -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
+@dataclass
+class Progress:
+    """Where a run stands: the next epoch, the epoch records so far, the best top-1 and how the model
+    was initialized (with its top-1 before training, under ``--eval-init``)."""
+
+    start_epoch: int
+    history: list[dict[str, Any]]
+    best_top1: float | None
+    init_record: dict[str, Any]
+
+
 def resume(
     path: Path, model: nn.Module, opt: Optimization, processes: Processes, weights_only: bool = False
-) -> tuple[int, list[dict[str, Any]], float | None]:
+) -> Progress:
     """Restore a run from its checkpoint: weights, optimizer, schedule, EMA, scaler and this
-    process's random state (``weights_only``: the weights alone, for ``--eval``). Returns the next
-    epoch, the epoch records so far and the best top-1."""
+    process's random state (``weights_only``: the weights alone, for ``--eval``)."""
     checkpoint = load_checkpoint(path)
     try:
         model.load_state_dict(checkpoint["model"])
@@ -312,8 +322,13 @@ def resume(
             f"{path} holds another model ({checkpoint.get('model_name')}: {str(error).splitlines()[0]}); "
             "resume with the --model and model flags of the run that wrote it"
         ) from None
+    history, best_top1, init_record = (
+        list(checkpoint.get("history", [])),
+        checkpoint.get("best_top1"),
+        checkpoint["init"],
+    )
     if weights_only:
-        return 0, list(checkpoint.get("history", [])), checkpoint.get("best_top1")
+        return Progress(0, history, best_top1, init_record)
     opt.optimizer.load_state_dict(checkpoint["optimizer"])
     opt.scheduler.load_state_dict(checkpoint["lr_scheduler"])
     if opt.ema is not None and checkpoint.get("model_ema"):
@@ -323,7 +338,7 @@ def resume(
     start_epoch = int(checkpoint["epoch"]) + 1
     restore_process_rng(checkpoint.get("rng"), processes)
     opt.schedule_from(start_epoch)
-    return start_epoch, list(checkpoint.get("history", [])), checkpoint.get("best_top1")
+    return Progress(start_epoch, history, best_top1, init_record)
 
 
 def restore_process_rng(states: Any, processes: Processes) -> None:
@@ -352,21 +367,28 @@ def _train(args: argparse.Namespace, processes: Processes, output_dir: Path | No
     teacher = build_teacher(args, data, device)
     opt = build_optimization(args, model, teacher, data, processes)
     run_log = RunLog(output_dir, writes_files, args.tensorboard)
-    start_epoch, history, best_top1 = 0, [], None
+    progress = Progress(0, [], None, init_record)
     resume_path = _resume_path(args, output_dir)
     if resume_path is not None:
-        start_epoch, history, best_top1 = resume(resume_path, model, opt, processes, weights_only=args.eval)
+        progress = resume(resume_path, model, opt, processes, weights_only=args.eval)
+        progress.init_record = progress.init_record or init_record  # checkpoints of sws 0.1 lack it
         if not args.eval:
-            run_log.rewrite(history)  # every epoch exactly once, whatever the log held at the crash
-            processes.print(f"resumed from {resume_path}: epoch {start_epoch} of {args.epochs}")
-    _announce(name, model, init_record, data, opt, processes)
+            run_log.rewrite(progress.history)  # every epoch exactly once, whatever the log held at the crash
+            processes.print(f"resumed from {resume_path}: epoch {progress.start_epoch} of {args.epochs}")
+    _announce(name, model, progress.init_record, data, opt, processes)
     if args.eval:
-        return TrainResult(model, history, {"eval": _evaluate_once(model, data, opt, processes)}, output_dir)
+        stats = _evaluate_once(model, data, opt, processes)
+        return TrainResult(model, progress.history, {"eval": stats}, output_dir)
+    if args.eval_init and "top1" not in progress.init_record:
+        stats = evaluate(model, data.val_loader, device, opt.amp_dtype, processes)
+        progress.init_record = {**progress.init_record, "top1": stats["top1"], "loss": stats["loss"]}
+        processes.print(f"before training: top-1 {stats['top1']:.2f}%  loss {stats['loss']:.4f}")
     if writes_files:
         write_text_atomic(output_dir / "args.yaml", yaml.safe_dump(_plain_args(args), sort_keys=False))
     train_model = _wrap_for_training(model, args, processes)
-    run = _RunFiles(output_dir if writes_files else None, name, model_kwargs, init_record, args, data.spec)
-    for epoch in range(start_epoch, args.epochs):
+    run = _RunFiles(output_dir if writes_files else None, name, model_kwargs, progress.init_record, args, data.spec)
+    history, best_top1 = progress.history, progress.best_top1
+    for epoch in range(progress.start_epoch, args.epochs):
         record = train_and_evaluate_epoch(train_model, model, data, opt, epoch, processes, args)
         history.append(record)
         improved = best_top1 is None or record["eval_top1"] > best_top1
@@ -380,7 +402,7 @@ def _train(args: argparse.Namespace, processes: Processes, output_dir: Path | No
         )
     barrier(processes)
     run_log.close()
-    summary = _summary(name, model, teacher, history, best_top1, init_record, args, data)
+    summary = _summary(name, model, teacher, history, best_top1, progress.init_record, args, data)
     run.save_final(model, summary)
     barrier(processes)  # the next step of a pipeline may read what rank 0 just wrote
     if history:

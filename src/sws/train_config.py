@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--resume", default="", help="checkpoint to resume from, or 'auto' (the output_dir's)")
     g.add_argument("--eval", action="store_true", help="only evaluate (the --resume/--finetune/--load-gene model)")
+    g.add_argument(
+        "--eval-init", action="store_true", help="also evaluate the initialized model before training (its init top-1)"
+    )
     g.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (output_dir/tensorboard)")
     g.add_argument("--print-freq", type=int, default=0, help="progress lines per epoch when not a terminal (0: 10)")
     return p
@@ -227,6 +230,8 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--distillation-type {args.distillation_type} needs --teacher-model (and --teacher-path)")
     if args.layers_source and not args.load_gene:
         raise ConfigError("--layers-source says which learngene layer each layer copies: give --load-gene too")
+    if args.init in METHODS and METHODS[args.init].distills and args.distillation_type == "none":
+        raise ConfigError(f"--init {args.init} trains with the teacher: give --teacher-model and --distillation-type")
     if args.init in ("sws", "tleg") and not args.load_gene:
         raise ConfigError(f"--init {args.init} expands a learngene: give --load-gene FILE")
     if args.init in ("select", "inherit") and not args.ancestry:
