@@ -46,8 +46,8 @@ def test_hard_loss_is_cross_entropy_on_the_teacher_argmax_and_alpha_mixes() -> N
 def test_teacher_is_frozen_and_outside_the_optimizer(image_folder, tmp_path) -> None:
     from sws.checkpoint import load_checkpoint
     from sws.cli import main
-    from sws.data import build_training_data
     from sws.distributed import Processes
+    from sws.loaders import build_training_data
     from sws.train import build_model, build_optimization, build_teacher, train_one_epoch
     from sws.train_config import parse_args
     from tests.conftest import FAST, TINY_VIT

@@ -28,7 +28,6 @@ preserve its labels), so nothing downstream branches on a data set's name.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import importlib.util
 import math
@@ -47,7 +46,6 @@ from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms
 
-from sws.distributed import Processes
 from sws.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -489,61 +487,3 @@ def batch_to_device(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     images, targets = batch
     return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-
-
-@dataclass
-class TrainingData:
-    """The loaders of a training run (torch ``DataLoader``s, or device-resident loaders) and what
-    they hold."""
-
-    train_loader: Any
-    val_loader: Any
-    train_sampler: Any
-    spec: DataSpec
-    input_size: int
-    on_device: bool = False
-
-
-def augment_config(args: argparse.Namespace, spec: DataSpec, input_size: int) -> AugmentConfig:
-    """DeiT's augmentation flags of ``sws train``, with the data's own flip rule by default."""
-    return AugmentConfig(
-        input_size=input_size,
-        color_jitter=args.color_jitter,
-        auto_augment=args.aa,
-        interpolation=args.train_interpolation,
-        reprob=args.reprob,
-        remode=args.remode,
-        recount=args.recount,
-        hflip=spec.hflip if args.hflip is None else args.hflip,
-        eval_crop_ratio=args.eval_crop_ratio,
-        crop_padding=args.crop_pad,
-    )
-
-
-def build_training_data(args: argparse.Namespace, processes: Processes) -> TrainingData:
-    """The data sets of ``sws train``'s flags, DeiT's transforms, and the loaders: training sharded
-    across processes (with DeiT's repeated augmentation when asked), evaluation sharded without
-    repeats."""
-    train_set, val_set, spec = build_datasets(args.data_set, args.data_path, num_classes=args.num_classes)
-    if args.train_subset:
-        train_set = _subset(train_set, args.train_subset, args.seed)
-    input_size = args.input_size or spec.native_size or 224
-    aug = augment_config(args, spec, input_size)
-    check_not_empty(train_set, "training", args.batch_size, processes.world_size, drop_last=not args.eval)
-    check_not_empty(val_set, "validation", 1, 1, drop_last=False)
-    sampler = build_train_sampler(train_set, processes.world_size, processes.rank, args.seed, args.repeated_aug)
-    shards = ShardSampler(len(val_set), processes.world_size, processes.rank)
-    val_batch = int(1.5 * args.batch_size)
-    train_set.transform = build_transform(True, spec, aug)
-    val_set.transform = build_transform(False, spec, aug)
-    workers = min(args.num_workers, os.cpu_count() or 1)
-    pin = args.pin_mem and processes.device.type == "cuda"
-    train_loader = build_loader(train_set, sampler, args.batch_size, workers, drop_last=True, pin_memory=pin)
-    val_loader = build_loader(val_set, shards, val_batch, workers, drop_last=False, pin_memory=pin)
-    return TrainingData(train_loader, val_loader, sampler, spec, input_size)
-
-
-def _subset(dataset: Dataset, size: int, seed: int) -> Dataset:
-    if not hasattr(dataset, "subset"):
-        raise DataError("--train-subset needs a data set that lists its labels (built-in, idx or ImageFolder data)")
-    return dataset.subset(stratified_subset(dataset.labels, size, seed))

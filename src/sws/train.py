@@ -62,7 +62,7 @@ from sws.checkpoint import (
     training_checkpoint,
 )
 from sws.cost import forward_flops, peak_memory_mb, reset_peak_memory, training_flops
-from sws.data import DataSpec, TrainingData, build_training_data
+from sws.data import DataSpec
 from sws.distill import DistillationLoss, load_teacher
 from sws.distributed import (
     Processes,
@@ -78,6 +78,7 @@ from sws.expansion import is_sws_shaped, save_des_net
 from sws.extraction import extract
 from sws.fileio import run_folder, write_json_atomic, write_text_atomic
 from sws.initialization import InitOptions, initialize_model
+from sws.loaders import TrainingData, build_training_data
 from sws.models import create_model, is_aux_net, is_vit_family
 from sws.progress import EpochProgress, RunLog
 from sws.train_config import parse_args

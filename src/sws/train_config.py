@@ -146,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-on-device",
         default="auto",
         choices=("auto", "on", "off"),
-        help="decode the data once into the device's memory and augment batches there (auto: when it fits)",
+        help="hold the data on the training device and augment whole batches there: auto when every process can "
+        "hold it in a quarter of its free memory, every augmentation has a batched version and (on a CPU) no "
+        "--num_workers were asked for; on: always, or stop saying why; off: the DataLoader",
     )
     g.add_argument("--num_workers", type=int, default=10, help="data-loading processes (capped at the CPU count)")
     g.add_argument("--pin-mem", action="store_true", default=True)
