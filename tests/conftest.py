@@ -82,3 +82,20 @@ FAST = [
     "0",
 ]
 TINY_VIT = ["--model-kwargs", "embed_dim=32", "num_heads=2", "patch_size=4"]
+
+
+def kill_at_line(command: list[str], env: dict[str, str], prefix: str) -> None:
+    """Run ``command`` and SIGKILL it as soon as a line of its stderr starts with ``prefix`` (a
+    progress line), as a crash or a lost machine would stop it."""
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith(prefix):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-20:])

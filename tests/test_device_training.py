@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from sws.cli import main
 from sws.distill import DistillationLoss
 from sws.train import train
 from sws.train_config import parse_args
-from tests.conftest import FAST
+from tests.conftest import FAST, kill_at_line
 from tests.test_ddp import torchrun
 
 TINY_DES = ["--model", "des_net", "--model-kwargs", "depth=2", "embed_dim=32", "num_heads=2", "patch_size=4"]
@@ -90,13 +89,8 @@ def test_resume_after_sigkill_is_exact_on_both_paths(data_on_device, image_folde
 
     subprocess.run(command(tmp_path / "reference"), env=env, check=True, capture_output=True)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command(killed), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    for line in process.stderr:
-        if line.startswith("epoch 2/3 ["):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
+    kill_at_line(command(killed), env, "epoch 2/3 [")
+    assert [r["epoch"] for r in load_checkpoint(killed / "checkpoint.pth")["history"]] == [0]
     subprocess.run(command(killed, "--resume", "auto"), env=env, check=True, capture_output=True)
     resumed = load_checkpoint(killed / "checkpoint.pth")
     assert [r["epoch"] for r in resumed["history"]] == [0, 1, 2]

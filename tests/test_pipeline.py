@@ -187,3 +187,17 @@ def test_compare_across_widths_with_every_kind_of_method(tiny_run, tmp_path) -> 
     report = (out / "report.md").read_text()
     assert "## Des-Nets of other widths from one learngene" in report
     assert "from scratch, distilled from the teacher" in report and "| SWS, one Aux-Net per width |" in report
+
+
+def test_the_budget_study_reuses_the_recipe_run_when_its_sws_epochs_are_the_recipes(tmp_path) -> None:
+    from sws.study import Study
+    from sws.study_config import load_config
+
+    config = load_config("mnist5k")
+    config["budget"] = {"depths": [4], "epochs": 40, "sws_epochs": config["des_net"]["epochs"]}
+    plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
+    sws_budget = next(step for step in plan.budget if step.method == "sws")
+    assert sws_budget.out_dir == next(s for s in plan.des_nets if (s.method, s.depth) == ("sws", 4)).out_dir
+    assert len(plan.all()) == len(plan.sources) + len(plan.des_nets) + 1  # only scratch's 40 epochs added
+    config["budget"]["sws_epochs"] = 10
+    assert len(Study(config, tmp_path).plan(["sws", "scratch"], [4, 6]).all()) == len(plan.all()) + 1

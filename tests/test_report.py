@@ -106,8 +106,11 @@ def test_budget_study_counts_sws_until_it_matches_full_budget_scratch(results) -
     # SWS: the 1e13 Aux-Net + 5e12 + 4e12 of fine-tunes; scratch: 10e12 + 4e12
     assert study["sws_flops"] == pytest.approx(19e12) and study["scratch_flops"] == pytest.approx(14e12)
     assert study["ratio"] == pytest.approx(14 / 19)
-    # each depth saves (14e12 - 9e12) / 2 = 2.5e12, so the Aux-Net pays off from 4 sizes on
-    assert study["break_even_depths"] == pytest.approx(4.0)
+    assert study["break_even_depths"] is None  # SWS did not match at depth 8: no saving to amortize
+    results["budget"][3] = _run(8, "sws", [90.0, 96.5], 4e12)
+    # now each depth saves (14e12 - 9e12) / 2 = 2.5e12, so the Aux-Net pays off from 4 sizes on
+    assert budget_study(results)["break_even_depths"] == pytest.approx(4.0)
+    results["budget"][3] = _run(8, "sws", [90.0, 92.0], 4e12)
     text = render_report(results)
     assert "| 4 | 10 | 94.50 | 95.50 | 88.00 | 95.00 | 5 of 5 (50% of scratch's) | 5.00 T | 10.00 T |" in text
     assert "| 8 | 2 | 96.00 | - | 90.00 | 92.00 | not in 2 |" in text

@@ -17,7 +17,7 @@ import torch
 from sws.checkpoint import load_checkpoint
 from sws.train import train
 from sws.train_config import parse_args
-from tests.conftest import FAST
+from tests.conftest import FAST, kill_at_line
 from tests.test_ddp import torchrun
 
 WORKER = str(Path(__file__).with_name("ddp_worker.py"))
@@ -153,15 +153,7 @@ def test_a_pipeline_step_killed_mid_training_resumes(image_folder, tmp_path) -> 
     command = [sys.executable, "-m", "sws", "pipeline", "--data-path", str(image_folder), "--output_dir", str(run),
                *TINY, "--depths", "1", "--set", "aux.train.epochs=3", "--set", "budget={epochs: 0}"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    seen = []
-    for line in process.stderr:  # the teacher trains 1 epoch; "epoch 2/3" is the Aux-Net's second
-        seen.append(line)
-        if line.startswith("epoch 2/3 ["):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    kill_at_line(command, env, "epoch 2/3 [")  # the teacher trains 1 epoch: this is the Aux-Net's second
     assert not (run / "aux" / "summary.json").exists()
     assert load_checkpoint(run / "aux" / "checkpoint.pth")["epoch"] == 0
     finished = subprocess.run(command, env=env, capture_output=True, text=True, check=True)

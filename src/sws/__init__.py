@@ -9,6 +9,7 @@ Importing sws registers its models with timm (``aux_deit_small_patch16_224_L16_3
 - :func:`extract`, :func:`load_learngene` (``sws.extraction``): a learngene from an Aux-Net or any file.
 - :func:`expand` (``sws.expansion``): a Des-Net of any depth from a learngene.
 - :func:`import_official` (``sws.official``): official SWS/TLEG checkpoints to learngenes.
+- :func:`change_width` (``sws.width``): a learngene grown (function-preserving) or shrunk in width.
 """
 
 from sws.architecture import ViTArchitecture
@@ -22,6 +23,7 @@ from sws.learngene import Learngene, SWSLearngene
 from sws.models import create_model
 from sws.official import import_official
 from sws.tleg import TLEGAuxNet, TLEGLearngene
+from sws.width import change_width
 from sws.version import __version__
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "TLEGLearngene",
     "ViTArchitecture",
     "__version__",
+    "change_width",
     "create_aux_net",
     "create_des_net",
     "create_model",

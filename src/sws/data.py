@@ -13,6 +13,7 @@
               (``/usr/share/datasets/fashion-mnist``), else downloaded by torchvision when online
 ``IMNET``     an ImageFolder tree at ``--data-path`` with ``train/`` and ``val/`` (ImageNet layout)
 ``FOLDER``    the same, for any data set in that layout
+``SYNTHETIC``  random images (``SYNTHETIC-<size>``, 224 px by default), for measuring speed
 ``CIFAR``     CIFAR-100 through torchvision (``CIFAR10``/``CIFAR100`` by name), downloaded when online
 any ``x/y``   a timm data set name (``hfds/...``, ``wds/...``, ``torch/...``) at ``--data-path``
 ============  =======================================================================================
@@ -52,6 +53,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 BUILTIN_DATASETS = ("MNIST5K", "DIGITS")
 IDX_DATASETS = ("FASHION_MNIST",)
+SYNTHETIC = "SYNTHETIC"  # SYNTHETIC or SYNTHETIC-<size>: random images, for measuring speed
 FOLDER_DATASETS = ("IMNET", "FOLDER")
 CIFAR_DATASETS = {"CIFAR": "torch/cifar100", "CIFAR100": "torch/cifar100", "CIFAR10": "torch/cifar10"}
 
@@ -82,7 +84,8 @@ class DataSpec:
 
 
 class ArrayImageDataset(Dataset):
-    """Images held in memory as a ``(N, H, W)`` uint8 array, served as PIL images."""
+    """Images held in memory as a uint8 array, ``(N, H, W)`` (grey) or ``(N, H, W, 3)`` (colour),
+    served as PIL images."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None) -> None:
         self.images = images
@@ -96,7 +99,7 @@ class ArrayImageDataset(Dataset):
         return ArrayImageDataset(self.images[indices], self.labels[indices], self.transform)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        image = Image.fromarray(self.images[index], mode="L")
+        image = Image.fromarray(self.images[index], mode="L" if self.images.ndim == 3 else "RGB")
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
@@ -256,6 +259,22 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarra
     return np.sort(np.concatenate(chosen))
 
 
+def synthetic_datasets(name: str) -> tuple[ArrayImageDataset, ArrayImageDataset, DataSpec]:
+    """``SYNTHETIC-224``: 2,560 training and 256 validation images of random colour pixels and random
+    labels over 1,000 classes (seeded), for measuring training speed without reading any data."""
+    size_text = name.partition("-")[2] or "224"
+    if not size_text.isdigit() or int(size_text) < 1:
+        raise DataError(f"--data-set {name}: write SYNTHETIC or SYNTHETIC-<image size>, e.g. SYNTHETIC-224")
+    size, rng = int(size_text), np.random.default_rng(0)
+
+    def split(count: int) -> ArrayImageDataset:
+        return ArrayImageDataset(
+            rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), rng.integers(0, 1000, count)
+        )
+
+    return split(2560), split(256), DataSpec(name, 1000, 3, size)
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Fixed train/validation indices: the same fraction of every class, in a seeded order."""
     rng = np.random.RandomState(seed)
@@ -298,6 +317,8 @@ def build_datasets(
             ArrayImageDataset(images[val_idx], labels[val_idx]),
             spec,
         )
+    if name.split("-")[0] == SYNTHETIC:
+        return synthetic_datasets(name)
     if name in IDX_DATASETS:
         arrays = _fashion_mnist(data_path, download)
         return (

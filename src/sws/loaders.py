@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -86,6 +87,8 @@ def build_training_data(args: argparse.Namespace, processes: Processes) -> Train
     across processes (with DeiT's repeated augmentation when asked), evaluation sharded without
     repeats; on the device when ``--data-on-device`` allows."""
     train_set, val_set, spec = build_datasets(args.data_set, args.data_path, num_classes=args.num_classes)
+    if args.holdout:
+        train_set, val_set = _hold_out(train_set, args.holdout)
     if args.train_subset:
         train_set = _subset(train_set, args.train_subset, args.seed)
     input_size = args.input_size or spec.native_size or 224
@@ -147,6 +150,16 @@ def _subset(dataset: Dataset, size: int, seed: int) -> Dataset:
     if not hasattr(dataset, "subset"):
         raise DataError("--train-subset needs a data set that lists its labels (built-in, idx or ImageFolder data)")
     return dataset.subset(stratified_subset(dataset.labels, size, seed))
+
+
+def _hold_out(dataset: Dataset, size: int) -> tuple[Dataset, Dataset]:
+    """``--holdout N``: a fixed, stratified ``N`` training images become the validation set (for
+    tuning a recipe without ever looking at the real validation split), the rest the training set."""
+    if not hasattr(dataset, "subset"):
+        raise DataError("--holdout needs a data set that lists its labels (built-in, idx or ImageFolder data)")
+    held = stratified_subset(dataset.labels, size, seed=12345)  # fixed: the same images in every run
+    rest = np.setdiff1d(np.arange(len(dataset)), held)
+    return dataset.subset(rest), dataset.subset(held)
 
 
 __all__ = ["TrainingData", "augment_config", "build_training_data"]

@@ -123,6 +123,7 @@ def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
     sws_total = aux["flops"] + fine_tunes
     teacher = results["sources"].get("teacher")
     saving = (scratch_total - fine_tunes) / len(depths)
+    matched = all(row["sws_epochs_to_match"] is not None for row in per_depth)
     return {
         "depths": depths,
         "aux_flops": aux["flops"],
@@ -130,9 +131,10 @@ def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
         "sws_flops": sws_total,
         "scratch_flops": scratch_total,
         "teacher_flops": teacher["flops"] if teacher else 0,
-        "matched_everywhere": all(row["sws_epochs_to_match"] is not None for row in per_depth),
+        "matched_everywhere": matched,
         "ratio": scratch_total / sws_total,
-        "break_even_depths": aux["flops"] / saving if saving > 0 else None,
+        # meaningful only where SWS matched: else its fine-tunes did not buy scratch's accuracy
+        "break_even_depths": aux["flops"] / saving if saving > 0 and matched else None,
         "per_depth": per_depth,
     }
 
@@ -204,6 +206,8 @@ def render_report(results: dict[str, Any]) -> str:
     meta = results["meta"]
     epochs = meta["des_net_epochs"]
     subset = f", a stratified {meta['train_subset']:,} training images" if meta.get("train_subset") else ""
+    if meta.get("holdout"):
+        subset += f", validated on {meta['holdout']:,} held-out training images (not the validation split)"
     lines = [
         "# SWS report",
         "",

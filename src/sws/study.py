@@ -93,7 +93,9 @@ class Plan:
     budget: list[TrainStep]
 
     def all(self) -> list[TrainStep]:
-        return [*self.sources, *self.des_nets, *self.budget]
+        """Every step once (the budget study may reuse a recipe run)."""
+        unique = {step.out_dir: step for step in [*self.sources, *self.des_nets, *self.budget]}
+        return list(unique.values())
 
 
 class Study:
@@ -286,7 +288,8 @@ class Study:
         chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths", []) if d in depths]
         sws_epochs = int(budget.get("sws_epochs") or self.config["des_net"]["epochs"])
         full = [m for m in ("scratch", "scratch-kd") if m in methods]
-        steps = [self.des_net_step("sws", d, epochs=sws_epochs) for d in chosen]
+        recipe = sws_epochs == self.config["des_net"]["epochs"]  # then the recipe's own SWS runs serve
+        steps = [self.des_net_step("sws", d, epochs=None if recipe else sws_epochs) for d in chosen]
         return steps + [self.des_net_step(m, d, epochs=int(budget["epochs"])) for d in chosen for m in full]
 
     def plan(self, methods: Sequence[str], depths: Sequence[int]) -> Plan:
@@ -366,6 +369,7 @@ class Study:
                 "data_path": self.config.get("data_path"),
                 "input_size": self.config.get("input_size"),
                 "train_subset": (self.config.get("train") or {}).get("train-subset"),
+                "holdout": (self.config.get("train") or {}).get("holdout"),
                 "seed": self.config.get("seed", 0),
                 "depths": list(depths),
                 "widths": self.widths,

@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-set", default="IMNET", help="IMNET, FOLDER, CIFAR, CIFAR10, MNIST5K, DIGITS or a timm name")
     g.add_argument("--train-subset", type=int, default=None, help="train on a stratified subset of N images")
     g.add_argument(
+        "--holdout",
+        type=int,
+        default=None,
+        help="validate on N held-out training images instead of the validation split (for tuning a recipe)",
+    )
+    g.add_argument(
         "--data-on-device",
         default="auto",
         choices=("auto", "on", "off"),
@@ -217,6 +223,7 @@ def validate(args: argparse.Namespace) -> None:
         (args.warmup_epochs >= 0, "--warmup-epochs must be 0 or more"),
         (args.num_workers >= 0, "--num_workers must be 0 (load in the main process) or more"),
         (args.train_subset is None or args.train_subset >= 1, "--train-subset must be at least 1"),
+        (args.holdout is None or args.holdout >= 1, "--holdout must be at least 1"),
         (args.layout is None or bool(args.layout.strip()), "--layout is empty; give layers per stage, e.g. 3,3,4,3,3"),
         (0.0 <= args.reprob <= 1.0, "--reprob must be between 0 and 1"),
         (args.crop_pad is None or args.crop_pad >= 0, "--crop-pad must be 0 or more"),
