@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from sws.cli import main
 from sws.report import results_without_timings
@@ -182,6 +183,10 @@ def test_compare_across_widths_with_every_kind_of_method(tiny_run, tmp_path) -> 
     assert (tiny_run / "aux_w32" / "learngene.safetensors").is_file() and not (tiny_run / "aux_w16").exists()
     stored = results["stored_params"]
     assert stored["sws-per-width"] > 2 * stored["sws"] and stored["scratch-kd"] == 0
+    # the learning rate shrinks with the width: half at twice the width, double at half
+    lrs = {w: yaml.safe_load((out / "desnets" / f"sws{'' if w == 16 else f'_w{w}'}_d2" / "args.yaml").read_text())["lr"]
+           for w in (8, 16, 32)}  # fmt: skip
+    assert lrs[8] == 2 * lrs[16] and lrs[32] == lrs[16] / 2
     kd = json.loads((out / "desnets" / "scratch-kd_d2" / "summary.json").read_text())
     assert kd["distillation"] == "soft" and kd["teacher"] == "test_resnet"
     report = (out / "report.md").read_text()

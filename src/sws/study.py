@@ -261,11 +261,12 @@ class Study:
         source = self.source_key(method, width)
         if source is not None:
             init[METHODS[method].source_flag] = str(self.source_path(source))
+        recipe = {**(des.get("train") or {}), **((des.get("methods") or {}).get(method) or {})}
         argv = train_flags(
             self._common(),
-            des.get("train"),
+            recipe,
             {"epochs": des["epochs"]},
-            (des.get("methods") or {}).get(method) or {},
+            self._width_lr(recipe, width),
             self.distillation_flags() if METHODS[method].distills else None,
             {"epochs": epochs} if epochs else None,
             {"model": "des_net", "model-kwargs": {**self.model_kwargs(width), "depth": depth}},
@@ -277,6 +278,15 @@ class Study:
         title += f", {epochs} epochs (budget study)" if epochs else ""
         role = "budget" if epochs else "recipe"
         return TrainStep(key, title, self.out_dir / "desnets" / key, argv, method, depth, width, role)
+
+    def _width_lr(self, recipe: dict[str, Any], width: int) -> dict[str, Any] | None:
+        """At another width than the Aux-Net's, the recipe's learning rate times ``base / width``
+        (the config's ``des_net.width_lr_scaling``, on by default): AdamW's step for a wider layer
+        should shrink with its width (as muP prescribes), or fine-tuning a grown Des-Net undoes the
+        function it started from. Every method at that width gets the same rule."""
+        if width == self.base_width or not self.config["des_net"].get("width_lr_scaling", True):
+            return None
+        return {"lr": float(recipe.get("lr", 5e-4)) * self.base_width / width}
 
     def budget_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
         """The budget study (the config's ``budget`` section): at its depths (or ``all``), scratch (and
