@@ -110,7 +110,7 @@ CASES: list[Case] = [
      "not a regular file"),
     ("expand below a file", lambda w, a, d: (
         (w / "f").write_text("mine"), ["expand", str(_gene(w)), "--depth", "2", "--out", str(w / "f" / "des")])[-1],
-     "not a directory"),
+     "is a file, so"),
     ("train --output_dir naming a file", lambda w, a, d: (
         (w / "f").write_text("mine"), _fresh_train(d, w / "f"))[-1], "is a file"),
     ("pipeline --output_dir naming a file", lambda w, a, d: (

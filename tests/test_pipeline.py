@@ -14,6 +14,7 @@ from sws.report import results_without_timings
 TINY = [
     "--set", "input_size=16",
     "--set", "train.batch-size=16",
+    "--set", "des_net.train.batch-size=16",
     "--set", "train.print-freq=1",
     "--set", "teacher.train.epochs=1",
     "--set", "aux.layout=1,1",

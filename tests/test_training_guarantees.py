@@ -135,11 +135,11 @@ def test_a_kill_during_a_checkpoint_write_loses_nothing(image_folder, tmp_path) 
     died = subprocess.run([sys.executable, "-c", DYING_WRITER, "train", *args, "--output_dir", str(killed)], env=env,
                           capture_output=True)  # fmt: skip
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
-    assert list(killed.glob(".checkpoint.pth.*.tmp")), "the kill did not land inside the write"
+    assert list(killed.glob(".checkpoint.pth.*.sws-tmp")), "the kill did not land inside the write"
     assert load_checkpoint(killed / "checkpoint.pth")["epoch"] == 0  # the last good checkpoint is whole
     resume = [sys.executable, "-m", "sws", "train", *args, "--output_dir", str(killed), "--resume", "auto"]
     subprocess.run(resume, env=env, check=True, capture_output=True)
-    assert not [p.name for p in killed.iterdir() if p.name.endswith(".tmp")]
+    assert not [p.name for p in killed.rglob("*") if "tmp" in p.name]
     assert [r["epoch"] for r in load_checkpoint(killed / "checkpoint.pth")["history"]] == [0, 1, 2]
     expected = load_checkpoint(reference / "checkpoint.pth")["model"]
     for key, value in load_checkpoint(killed / "checkpoint.pth")["model"].items():

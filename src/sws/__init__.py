@@ -23,8 +23,8 @@ from sws.learngene import Learngene, SWSLearngene
 from sws.models import create_model
 from sws.official import import_official
 from sws.tleg import TLEGAuxNet, TLEGLearngene
-from sws.width import change_width
 from sws.version import __version__
+from sws.width import change_width
 
 __all__ = [
     "AuxNet",

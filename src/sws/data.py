@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from timm.data import auto_augment as timm_auto_augment
@@ -47,7 +46,7 @@ from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms
 
-from sws.errors import DataError
+from sws.errors import DataError, first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -246,10 +245,10 @@ def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
     return _find_idx_files(root)
 
 
-def stratified_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, size: int, seed: int = 0, flag: str = "--train-subset") -> np.ndarray:
     """``size`` indices with every class in its share (rounded), in a seeded choice, sorted."""
-    if not 1 <= size <= len(labels):
-        raise DataError(f"--train-subset must be between 1 and the {len(labels)} training images, not {size}")
+    if not 1 <= size < len(labels) + (flag == "--train-subset"):
+        raise DataError(f"{flag} must be between 1 and the {len(labels)} training images, not {size}")
     rng = np.random.RandomState(seed)
     classes, counts = np.unique(labels, return_counts=True)
     shares = np.floor(counts * size / len(labels)).astype(int)
@@ -356,9 +355,8 @@ def _timm_datasets(
         train = create_dataset(name, root=root, split="train", is_training=True, download=download)
         val = create_dataset(name, root=root, split="validation", is_training=False, download=download)
     except Exception as error:  # torchvision, datasets and webdataset raise many types
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(
-            f"cannot open data set {name} under {root} ({first_line}); when offline, put the files there "
+            f"cannot open data set {name} under {root} ({first_line(error)}); when offline, put the files there "
             "first, or use the built-in --data-set MNIST5K"
         ) from None
     if len(train) == 0:
@@ -501,10 +499,3 @@ def check_not_empty(dataset: Dataset, what: str, batch_size: int, world_size: in
             f"the {what} set has {len(dataset)} images, fewer than one batch ({batch_size} x {world_size} processes); "
             "lower --batch-size"
         )
-
-
-def batch_to_device(
-    batch: tuple[torch.Tensor, torch.Tensor], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    images, targets = batch
-    return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)

@@ -308,7 +308,7 @@ class TimmRandAugment(RandAugment):
             for index, op in enumerate(ops):
                 rows = (choice[layer] == index).nonzero().flatten()
                 if len(rows):
-                    rows = rows.to(images.device)
+                    rows = _to_device(rows, images.device)
                     output.index_copy_(0, rows, self._apply(op, output.index_select(0, rows)))
         return output
 
@@ -333,6 +333,14 @@ class TimmRandAugment(RandAugment):
 
 # ----------------------------------------------------------------------------------------------------------
 # The batched transform
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor (random parameters drawn on the host) on ``device``; to a GPU through pinned
+    memory without blocking, so the host does not wait for the GPU's queue to drain."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def _to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -430,9 +438,9 @@ class DeviceAugment:
     def _erase(self, x: torch.Tensor) -> torch.Tensor:
         # kornia draws the boxes and the per-image gate; the fill is timm's, in normalized units
         params = self.erase.forward_parameters(x.shape)
-        boxes = bbox_generator(params["xs"], params["ys"], params["widths"], params["heights"]).to(x.device)
+        boxes = _to_device(bbox_generator(params["xs"], params["ys"], params["widths"], params["heights"]), x.device)
         mask = bbox_to_mask(boxes, x.shape[-1], x.shape[-2]).unsqueeze(1).bool()
-        mask &= params["batch_prob"].to(x.device).view(-1, 1, 1, 1) > 0.5
+        mask &= _to_device(params["batch_prob"], x.device).view(-1, 1, 1, 1) > 0.5
         if self.aug.remode == "pixel":
             fill = torch.randn(x.shape, device=x.device, dtype=x.dtype)
         elif self.aug.remode == "rand":

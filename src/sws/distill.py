@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sws.checkpoint import is_sws_checkpoint, model_from_checkpoint, read_weights_file
-from sws.errors import CheckpointError, ConfigError, UnknownModelArgument
+from sws.errors import CheckpointError, ConfigError, UnknownModelArgument, first_line
 from sws.models import create_model
 
 DISTILLATION_TYPES = ("none", "soft", "hard")
@@ -125,7 +125,10 @@ def load_teacher(
             return freeze(model_from_checkpoint(loaded))
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
         if not isinstance(state, dict):
-            raise CheckpointError(f"{path} holds no state dict for the teacher")
+            raise CheckpointError(
+                f"{path} holds no state dict for the teacher; give a file of its weights (safetensors, "
+                "torch.save(model.state_dict()), or an sws train checkpoint)"
+            )
         if not name:
             raise ConfigError("give --teacher-model: the teacher file does not say which model it holds")
         model = _create(name, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
@@ -140,7 +143,7 @@ def load_teacher(
     except Exception as error:  # hub download errors come in many types
         raise CheckpointError(
             f"cannot fetch pretrained weights for teacher {name} ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); when offline pass --teacher-path FILE"
+            f"{first_line(error)}); when offline pass --teacher-path FILE"
         ) from None
     return freeze(model)
 

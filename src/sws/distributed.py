@@ -106,7 +106,7 @@ def all_reduce_min(value: torch.Tensor, processes: Processes) -> torch.Tensor:
     """The element-wise minimum over all processes (the tensor itself when alone)."""
     if not processes.distributed:
         return value
-    tensor = value.to(_collective_device(processes))
+    tensor = value.to(_collective_device(processes), copy=True)  # the caller's tensor stays its own
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return tensor
 

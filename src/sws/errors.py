@@ -7,6 +7,13 @@ print it as one line without a traceback (``sws --traceback ...`` shows the trac
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none), for one-line errors
+    that quote what a library said."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class SWSError(Exception):
     """Base class for every error that sws reports to users."""
 

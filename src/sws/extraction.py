@@ -92,7 +92,10 @@ def load_learngene(path: str | os.PathLike[str], **official_options: Any) -> Lea
         )
     checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+        raise CheckpointError(
+            f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict; give a learngene, an official "
+            "SWS/TLEG checkpoint or an sws train checkpoint of an Aux-Net"
+        )
     if is_sws_checkpoint(checkpoint):
         return extract(checkpoint, use_ema=bool(official_options.get("use_ema")))
     return import_official(checkpoint, name=path.name, **official_options)

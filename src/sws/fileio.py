@@ -1,8 +1,8 @@
 """What sws promises about your files, in one module.
 
 - **Atomic writes.** Every artifact (learngene, checkpoint, Des-Net folder, report) is written to a
-  temporary name in the destination's folder, flushed, and renamed into place, so a reader sees
-  the old file or the new one, never half of one. A full disk is reported as such, and the
+  temporary name (``*.sws-tmp``) in the destination's folder, flushed, and renamed into place, so a
+  reader sees the old file or the new one, never half of one. A full disk is reported as such, and the
   previous file stays.
 - **Only regular files and folders are written.** A device, pipe or socket at an output path is
   refused, never replaced.
@@ -26,7 +26,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +35,38 @@ from sws.errors import OutputError
 LOCK_NAME = ".sws.lock"
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+UMASK = _read_umask()  # read once, at import: setting it later races with other threads' files
+TEMPORARY = ".sws-tmp"  # the suffix of every temporary that sws writes, and nothing else's
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode a written file gets: the one it had when it is replaced, else the usual one."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~UMASK
+
+
+def _check_parents(path: Path) -> None:
+    """Refuse a path below a file (``notes.txt/out``): no folder can be made there."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{parent} is a file, so {path} cannot be written inside it; choose another path")
+            return
 
 
 def check_output_file(path: str | os.PathLike[str], overwrite: bool = True) -> Path:
     """Refuse an output file path that is a folder or a special file (or, unless ``overwrite``, an
     existing file)."""
     path = Path(path)
+    _check_parents(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give the name of a file to write (for example {path}/out.safetensors)")
     if path.exists() or path.is_symlink():
@@ -65,6 +87,7 @@ def check_output_dir(
     holding files (unless ``overwrite``), or one whose files ``names`` would replace an input in
     ``protect``."""
     path = Path(path)
+    _check_parents(path)
     if path.exists() and not path.is_dir():
         if not path.is_file():
             raise OutputError(f"{path} exists and is not a folder or a regular file; write elsewhere")
@@ -98,14 +121,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give them the usual mode
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes files private
         os.replace(tmp, path)
     except Exception as error:
         full = isinstance(error, OSError) and error.errno == errno.ENOSPC
@@ -117,32 +140,69 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_files_atomic(folder: str | os.PathLike[str], writers: dict[str, Any]) -> Path:
-    """Write each ``name: writer(tmp_path)`` of ``writers`` into ``folder`` atomically, one file at a
-    time; other files in the folder are left alone."""
+def write_files_atomic(folder: str | os.PathLike[str], writers: dict[str, Callable[[Path], Any]]) -> Path:
+    """Write the files ``name: writer(path)`` as the folder ``folder``.
+
+    A new folder, or one that holds only these files, or a file in the way (the caller was asked to
+    replace it), is built whole under a temporary name and swapped in, so readers see the old folder
+    or the new one. A folder that also holds other files gets each of these files replaced
+    atomically, one at a time, and keeps the rest.
+    """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        old = folder.with_name(f".{folder.name}.replaced")
-        os.replace(folder, old)  # the caller was asked to overwrite a file with a folder
-        try:
-            folder.mkdir()
-        finally:
-            old.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, write in writers.items():
-        with atomic_path(folder / name) as tmp:
-            write(tmp)
+    if folder.is_dir() and {entry.name for entry in folder.iterdir()} - set(writers):
+        for name, write in writers.items():
+            with atomic_path(folder / name) as tmp:
+                write(tmp)
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TEMPORARY, dir=folder.parent))
+    try:
+        for name, write in writers.items():
+            write(tmp / name)
+            with (tmp / name).open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp / name, 0o666 & ~UMASK)
+        os.chmod(tmp, 0o777 & ~UMASK)
+        _swap_in(tmp, folder)
+    except Exception as error:
+        if not (isinstance(error, OSError) and error.errno == errno.ENOSPC) and _disk_full(folder.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from error
+        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
+def _swap_in(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; what ``target`` was (a folder of sws's files, or a file) is moved
+    aside first and removed only once ``new`` is in place (put back if that fails)."""
+    if not (target.exists() or target.is_symlink()):
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.{os.getpid()}.sws-old")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
+
+
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporary files that a killed atomic write left in ``folder`` (call while holding
-    the folder's lock, so that no other write is in progress)."""
+    """Remove the temporaries (``*.sws-tmp``, files or folders) that a killed atomic write left in
+    ``folder`` or below it (call while holding the folder's lock, so that no write is in progress)."""
     removed = []
-    for entry in Path(folder).glob(".*.tmp"):
-        if entry.is_file():
+    for entry in sorted(Path(folder).rglob(f"*{TEMPORARY}"), reverse=True):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.exists() or entry.is_symlink():
             entry.unlink()
-            removed.append(entry)
+        removed.append(entry)
     return removed
 
 

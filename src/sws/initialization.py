@@ -44,7 +44,6 @@ from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_
 from sws.errors import CheckpointError, ConfigError, IncompatibleModelError
 from sws.expansion import initialize_from_learngene
 from sws.extraction import load_learngene
-from sws.learngene import Learngene
 
 DEFAULT_INHERIT_LAYERS = 3
 
@@ -136,7 +135,7 @@ def _nothing_stored(path: Path | None, options: InitOptions) -> int:
 
 
 def _learngene_params(path: Path | None, options: InitOptions) -> int:
-    return Learngene.load(path).num_params
+    return load_learngene(path).num_params
 
 
 def _ancestry_params(path: Path | None, options: InitOptions) -> int:
@@ -359,5 +358,8 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     loaded = read_weights_file(path)
     state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds no state dict")
+        raise CheckpointError(
+            f"{path} holds no state dict; give a checkpoint of weights (sws train's, a DeiT-style "
+            "{'model': ...} file, a state dict, safetensors or a timm folder)"
+        )
     return dict(state)

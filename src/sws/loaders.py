@@ -53,6 +53,8 @@ from sws.device_data import (
 from sws.distributed import Processes, all_reduce_min
 from sws.errors import DataError
 
+DEFAULT_WORKERS = 10  # DeiT's --num_workers, for the DataLoader path
+
 
 @dataclass
 class TrainingData:
@@ -108,7 +110,7 @@ def build_training_data(args: argparse.Namespace, processes: Processes) -> Train
         return TrainingData(train_loader, val_loader, sampler, spec, input_size, on_device=True)
     train_set.transform = build_transform(True, spec, aug)
     val_set.transform = build_transform(False, spec, aug)
-    workers = min(args.num_workers, os.cpu_count() or 1)
+    workers = min(DEFAULT_WORKERS if args.num_workers is None else args.num_workers, os.cpu_count() or 1)
     pin = args.pin_mem and processes.device.type == "cuda"
     train_loader = build_loader(train_set, sampler, args.batch_size, workers, drop_last=True, pin_memory=pin)
     val_loader = build_loader(val_set, shards, val_batch, workers, drop_last=False, pin_memory=pin)
@@ -126,9 +128,9 @@ def _hold_on_device(
     """Both splits decoded on the device, or ``None`` for the loader path (see the module docstring).
     Every process decides alike: if one cannot hold the data, none does."""
     mode, device = args.data_on_device, processes.device
-    if mode == "off" or (mode == "auto" and device.type == "cpu" and args.num_workers > 0):
+    if mode == "off" or (mode == "auto" and device.type == "cpu" and (args.num_workers or 0) > 0):
         return None
-    held, reason = None, ""
+    held, reason, failure = None, "", None
     try:
         DeviceAugment(spec, aug, is_training=True)  # settings without a batched version, before decoding
         budget = device_memory_budget(device)
@@ -136,7 +138,11 @@ def _hold_on_device(
         held = train, decode_to_device(val_set, spec, device, budget - train.nbytes)
     except DeviceDataRefused as why:
         reason = str(why)
+    except Exception as error:  # raised below, after every process has had its say
+        failure = error
     everyone = int(all_reduce_min(torch.tensor(int(held is not None)), processes).item())
+    if failure is not None:  # a bad image or a full device: every process stops, none hangs
+        raise failure
     if everyone:
         return held
     reason = reason or "another process cannot hold the data"
@@ -157,7 +163,7 @@ def _hold_out(dataset: Dataset, size: int) -> tuple[Dataset, Dataset]:
     tuning a recipe without ever looking at the real validation split), the rest the training set."""
     if not hasattr(dataset, "subset"):
         raise DataError("--holdout needs a data set that lists its labels (built-in, idx or ImageFolder data)")
-    held = stratified_subset(dataset.labels, size, seed=12345)  # fixed: the same images in every run
+    held = stratified_subset(dataset.labels, size, seed=12345, flag="--holdout")  # the same images in every run
     rest = np.setdiff1d(np.arange(len(dataset)), held)
     return dataset.subset(rest), dataset.subset(held)
 

@@ -589,9 +589,11 @@ def flops_figure(results: dict[str, Any]) -> Any:
 
 
 def _save(figure: Any, path: str | Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120)
-    _pyplot().close(figure)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=120)
+    finally:
+        _pyplot().close(figure)
     return Path(path)
 
 

@@ -31,12 +31,13 @@ import torch
 
 from sws.distributed import Processes, barrier
 from sws.errors import ConfigError
-from sws.extraction import extract
+from sws.extraction import extract, load_learngene
 from sws.initialization import METHODS, InitOptions, check_methods
 from sws.layout import StageLayout
 from sws.report import source_record, write_report
 from sws.study_config import train_flags
 from sws.train import train
+from sws.train_config import build_parser as build_train_parser
 from sws.train_config import parse_args
 
 SUMMARY_NAME = "summary.json"
@@ -286,7 +287,9 @@ class Study:
         function it started from. Every method at that width gets the same rule."""
         if width == self.base_width or not self.config["des_net"].get("width_lr_scaling", True):
             return None
-        return {"lr": float(recipe.get("lr", 5e-4)) * self.base_width / width}
+        settings = _dashed({**self._common(), **recipe})
+        lr = settings.get("lr", build_train_parser().get_default("lr"))
+        return {"lr": float(lr) * self.base_width / width}
 
     def budget_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
         """The budget study (the config's ``budget`` section): at its depths (or ``all``), scratch (and
@@ -295,7 +298,7 @@ class Study:
         budget = self.config.get("budget") or {}
         if not budget.get("epochs") or not {"sws", "scratch"} <= set(methods):
             return []
-        chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths", []) if d in depths]
+        chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths") or [] if d in depths]
         sws_epochs = int(budget.get("sws_epochs") or self.config["des_net"]["epochs"])
         full = [m for m in ("scratch", "scratch-kd") if m in methods]
         recipe = sws_epochs == self.config["des_net"]["epochs"]  # then the recipe's own SWS runs serve
@@ -360,7 +363,8 @@ class Study:
         if path.is_file():
             self.log(f"{prefix}: done, skipped ({path})")
             return
-        gene = extract(self.run_dir / "aux" / "checkpoint.pth")
+        saved = self.run_dir / "aux" / "learngene.safetensors"  # what the Aux-Net's run left
+        gene = load_learngene(saved) if saved.is_file() else extract(self.run_dir / "aux" / "checkpoint.pth")
         gene.save(path)
         self.log(f"{prefix} -> {path} ({gene.num_params:,} parameters, layout {gene.layout})")
 
@@ -378,8 +382,8 @@ class Study:
                 "data_set": self.config.get("data_set"),
                 "data_path": self.config.get("data_path"),
                 "input_size": self.config.get("input_size"),
-                "train_subset": (self.config.get("train") or {}).get("train-subset"),
-                "holdout": (self.config.get("train") or {}).get("holdout"),
+                "train_subset": _dashed(self.config.get("train") or {}).get("train-subset"),
+                "holdout": _dashed(self.config.get("train") or {}).get("holdout"),
                 "seed": self.config.get("seed", 0),
                 "depths": list(depths),
                 "widths": self.widths,
@@ -400,12 +404,18 @@ class Study:
         stored = {}
         for name in methods:
             method = METHODS[name]
-            recipe = (self.config["des_net"].get("methods") or {}).get(name) or {}
+            recipe = _dashed((self.config["des_net"].get("methods") or {}).get(name) or {})
             options = InitOptions(inherit_layers=recipe.get("inherit-layers"))
             keys = {self.source_key(name, w) for w in self.widths}
             paths = [self.source_path(key) for key in keys if key is not None] or [None]
             stored[name] = sum(method.stored_params(path, options) for path in paths)
         return stored
+
+
+def _dashed(section: dict[str, Any]) -> dict[str, Any]:
+    """A config section's ``sws train`` flags under their dashed names (``train_subset`` and
+    ``train-subset`` both name ``--train-subset``)."""
+    return {str(key).replace("_", "-"): value for key, value in section.items()}
 
 
 def _clock(started: float) -> str:

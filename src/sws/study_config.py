@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from sws.errors import ConfigError
+from sws.data import BUILTIN_DATASETS  # pointing such a config at a folder means an ImageFolder
+from sws.errors import ConfigError, first_line
 from sws.initialization import check_methods
 from sws.parsing import comma_separated_ints
 from sws.train_config import build_parser as build_train_parser
@@ -65,7 +66,7 @@ def load_config(name_or_path: str | os.PathLike[str] | None = None) -> dict[str,
     try:
         config = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"config {name_or_path} is not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"config {name_or_path} is not valid YAML ({first_line(error)})") from None
     validate_config(config, str(name_or_path))
     return config
 
@@ -84,6 +85,9 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
     depths = config.get("depths", [])
     if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
         raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
+    budget = config.get("budget") or {}
+    if not isinstance(budget, dict) or not set(budget) <= {"depths", "epochs", "sws_epochs"}:
+        raise ConfigError(f"{where}'s budget must be a mapping of depths, epochs and sws_epochs, not {budget!r}")
     widths = config.get("widths")
     if widths is not None and not (widths and all(isinstance(w, int) and w >= 1 for w in widths)):
         raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
@@ -169,7 +173,9 @@ def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str]
     data_set = args.data_set.upper() if args.data_set and "/" not in args.data_set else args.data_set
     if args.data_path:
         config["data_path"] = args.data_path
-        config["data_set"] = data_set or ("FOLDER" if config.get("data_set") in BUILTIN_DATA else config["data_set"])
+        config["data_set"] = data_set or (
+            "FOLDER" if config.get("data_set") in BUILTIN_DATASETS else config["data_set"]
+        )
     elif data_set:
         config["data_set"] = data_set
     for key in ("seed", "device"):
@@ -180,7 +186,3 @@ def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str]
     if args.widths:
         config["widths"] = comma_separated_ints(args.widths, "--widths", "32,64,128")
     return apply_overrides(config, args.assignments)
-
-
-# Data sets that ship with sws: pointing such a config at a folder means an ImageFolder.
-BUILTIN_DATA = ("MNIST5K", "DIGITS")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import random
 import shutil
 import sys
@@ -73,10 +72,10 @@ from sws.distributed import (
     gather_objects,
     run_processes,
 )
-from sws.errors import CheckpointError, ConfigError, TrainingError
+from sws.errors import CheckpointError, ConfigError, TrainingError, first_line
 from sws.expansion import is_sws_shaped, save_des_net
 from sws.extraction import extract
-from sws.fileio import run_folder, write_json_atomic, write_text_atomic
+from sws.fileio import atomic_path, run_folder, write_json_atomic, write_text_atomic
 from sws.initialization import InitOptions, initialize_model
 from sws.loaders import TrainingData, build_training_data
 from sws.models import create_model, is_aux_net, is_vit_family
@@ -213,7 +212,7 @@ def check_teacher_fits(teacher: nn.Module, data: TrainingData, device: torch.dev
     except RuntimeError as error:
         raise ConfigError(
             f"the teacher cannot read this data's {shape[1]}-channel {shape[2]}x{shape[3]} images "
-            f"({str(error).splitlines()[0]}); give a teacher trained on this data"
+            f"({first_line(error)}); give a teacher trained on this data"
         ) from None
     classes = outputs.shape[-1] if outputs.ndim == 2 else None
     if classes != data.spec.num_classes:
@@ -328,7 +327,7 @@ def resume(
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
         raise CheckpointError(
-            f"{path} holds another model ({checkpoint.get('model_name')}: {str(error).splitlines()[0]}); "
+            f"{path} holds another model ({checkpoint.get('model_name')}: {first_line(error)}); "
             "resume with the --model and model flags of the run that wrote it"
         ) from None
     history, best_top1, init_record = (
@@ -338,7 +337,13 @@ def resume(
     )
     if weights_only:
         return Progress(0, history, best_top1, init_record)
-    opt.optimizer.load_state_dict(checkpoint["optimizer"])
+    try:
+        opt.optimizer.load_state_dict(checkpoint["optimizer"])
+    except ValueError as error:
+        raise CheckpointError(
+            f"{path} holds the state of another optimizer ({first_line(error)}); resume with the --opt, "
+            "--weight-decay and model flags of the run that wrote it"
+        ) from None
     opt.scheduler.load_state_dict(checkpoint["lr_scheduler"])
     if opt.ema is not None and checkpoint.get("model_ema"):
         opt.ema.module.load_state_dict(checkpoint["model_ema"])
@@ -397,20 +402,22 @@ def _train(args: argparse.Namespace, processes: Processes, output_dir: Path | No
     train_model = _wrap_for_training(model, args, processes)
     run = _RunFiles(output_dir if writes_files else None, name, model_kwargs, progress.init_record, args, data.spec)
     history, best_top1 = progress.history, progress.best_top1
-    for epoch in range(progress.start_epoch, args.epochs):
-        record = train_and_evaluate_epoch(train_model, model, data, opt, epoch, processes, args)
-        history.append(record)
-        improved = best_top1 is None or record["eval_top1"] > best_top1
-        best_top1 = record["eval_top1"] if improved else best_top1
-        run.save_epoch(model, opt, epoch, history, best_top1, improved, processes)
-        run_log.append(record)
-        processes.print(
-            f"epoch {epoch + 1}/{args.epochs}: train loss {record['train_loss']:.4f}  "
-            f"top-1 {record['eval_top1']:.2f}%  top-5 {record['eval_top5']:.2f}%  "
-            f"{record['train_images_per_sec']:.0f} img/s  {record['epoch_seconds']:.1f}s"
-        )
+    try:
+        for epoch in range(progress.start_epoch, args.epochs):
+            record = train_and_evaluate_epoch(train_model, model, data, opt, epoch, processes, args)
+            history.append(record)
+            improved = best_top1 is None or record["eval_top1"] > best_top1
+            best_top1 = record["eval_top1"] if improved else best_top1
+            run.save_epoch(model, opt, epoch, history, best_top1, improved, processes)
+            run_log.append(record)
+            processes.print(
+                f"epoch {epoch + 1}/{args.epochs}: train loss {record['train_loss']:.4f}  "
+                f"top-1 {record['eval_top1']:.2f}%  top-5 {record['eval_top5']:.2f}%  "
+                f"{record['train_images_per_sec']:.0f} img/s  {record['epoch_seconds']:.1f}s"
+            )
+    finally:
+        run_log.close()  # the TensorBoard writer, also when a NaN or a kill interrupts the loop
     barrier(processes)
-    run_log.close()
     summary = _summary(name, model, teacher, history, best_top1, progress.init_record, args, data)
     run.save_final(model, summary)
     barrier(processes)  # the next step of a pipeline may read what rank 0 just wrote
@@ -510,36 +517,38 @@ def train_one_epoch(
     device = processes.device
     steps = len(loader)
     progress = EpochProgress(steps, f"epoch {epoch + 1}/{opt.epochs}", processes.is_main, lines=print_lines)
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device, dtype=accumulator_dtype(device))
     first_bad = torch.full((), steps, device=device, dtype=torch.long)  # ``steps`` means none so far
     bad_loss = torch.zeros((), device=device)
     images_seen, start = 0, time.perf_counter()
     opt.optimizer.zero_grad(set_to_none=True)
-    for step, (images, targets) in enumerate(loader):
-        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        if opt.mixup is not None:
-            images, targets = opt.mixup(images, targets)
-        loss = _forward_backward(model, images, targets, opt, step, steps)
-        is_new_bad = ~torch.isfinite(loss) & (first_bad == steps)
-        first_bad = torch.where(is_new_bad, step, first_bad)
-        bad_loss = torch.where(is_new_bad, loss, bad_loss)
-        if _last_in_group(step, steps, opt.accumulation_step):
-            _optimizer_step(model, opt, epoch * opt.updates_per_epoch + step // opt.accumulation_step + 1)
-        loss_sum += loss * images.shape[0]
-        images_seen += images.shape[0]
-        if progress.due(step):
-            _stop_if_not_finite(first_bad, bad_loss, steps, epoch, step, processes)
-            mean_loss = (loss_sum / images_seen).item()
-            progress.update(images.shape[0], mean_loss, opt.optimizer.param_groups[0]["lr"])
-        else:
-            progress.update(images.shape[0])
-    progress.close()
+    try:
+        for step, (images, targets) in enumerate(loader):
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            if opt.mixup is not None:
+                images, targets = opt.mixup(images, targets)
+            group_start = step - step % opt.accumulation_step
+            group_size = min(opt.accumulation_step, steps - group_start)  # the last group may be shorter
+            last_in_group = step == group_start + group_size - 1
+            loss = _forward_backward(model, images, targets, opt, group_size, last_in_group)
+            is_new_bad = ~torch.isfinite(loss) & (first_bad == steps)
+            first_bad = torch.where(is_new_bad, step, first_bad)
+            bad_loss = torch.where(is_new_bad, loss, bad_loss)
+            if last_in_group:
+                _optimizer_step(model, opt, epoch * opt.updates_per_epoch + step // opt.accumulation_step + 1)
+            loss_sum += loss * images.shape[0]
+            images_seen += images.shape[0]
+            if progress.due(step):
+                _stop_if_not_finite(first_bad, bad_loss, steps, epoch, step, processes)
+                mean_loss = (loss_sum / images_seen).item()
+                progress.update(images.shape[0], mean_loss, opt.optimizer.param_groups[0]["lr"])
+            else:
+                progress.update(images.shape[0])
+    finally:
+        progress.close()
     opt.schedule_after_epoch(epoch)
     seconds = time.perf_counter() - start
-    loss_total, images_total = all_reduce_sum(
-        torch.stack([loss_sum.double(), torch.tensor(float(images_seen), dtype=torch.float64, device=device)]),
-        processes,
-    )
+    loss_total, images_total = all_reduce_sum([loss_sum.item(), float(images_seen)], processes)
     return {
         "loss": loss_total / max(images_total, 1),
         "lr": opt.optimizer.param_groups[0]["lr"],
@@ -549,20 +558,24 @@ def train_one_epoch(
     }
 
 
-def _last_in_group(step: int, steps: int, accumulation: int) -> bool:
-    group_start = step - step % accumulation
-    return step == min(group_start + accumulation, steps) - 1
+def accumulator_dtype(device: torch.device) -> torch.dtype:
+    """float64 for sums over an epoch (float32 drifts over ImageNet's million images), except on
+    Apple's MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _forward_backward(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, opt: Optimization, step: int, steps: int
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    opt: Optimization,
+    group_size: int,
+    last_in_group: bool,
 ) -> torch.Tensor:
-    """Forward, loss and backward of one micro-batch; returns the detached loss."""
-    group_start = step - step % opt.accumulation_step
-    group_size = min(opt.accumulation_step, steps - group_start)  # the last group may be shorter
+    """Forward, loss and backward of one micro-batch of a group of ``group_size``; returns the
+    detached loss."""
     # DDP averages gradients only on the last micro-batch of a group
-    last = _last_in_group(step, steps, opt.accumulation_step)
-    sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+    sync = contextlib.nullcontext() if last_in_group or not hasattr(model, "no_sync") else model.no_sync()
     with sync:
         with torch.autocast(images.device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
             outputs = model(images)
@@ -612,8 +625,8 @@ def evaluate(
     counts stay on the device until the end."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 hits, top-5 hits, images
-    start = time.perf_counter()
+    totals = torch.zeros(3, dtype=accumulator_dtype(device), device=device)  # loss, top-1 hits, top-5 hits
+    count, start = 0, time.perf_counter()
     for images, targets in loader:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -621,15 +634,10 @@ def evaluate(
         outputs = outputs.float()
         # counts, not timm's percentages, so that top-1 is an exact fraction of the images
         hits = outputs.topk(min(5, outputs.shape[1]), dim=1).indices.eq(targets[:, None])
-        totals += torch.stack(
-            [
-                nn.functional.cross_entropy(outputs, targets, reduction="sum").double(),
-                hits[:, 0].sum().double(),
-                hits.any(dim=1).sum().double(),
-                torch.tensor(float(images.shape[0]), dtype=torch.float64, device=device),
-            ]
-        )
-    loss_sum, correct1, correct5, count = all_reduce_sum(totals, processes)
+        loss = nn.functional.cross_entropy(outputs, targets, reduction="sum")
+        totals += torch.stack([loss, hits[:, 0].sum(), hits.any(dim=1).sum()]).to(totals.dtype)
+        count += images.shape[0]
+    loss_sum, correct1, correct5, count = all_reduce_sum([*totals.tolist(), float(count)], processes)
     seconds = time.perf_counter() - start
     model.train(was_training)
     return {
@@ -660,6 +668,7 @@ class _RunFiles:
         self.init_record = init_record
         self.args = args
         self.spec = spec
+        self.last_state: dict[str, Any] | None = None
 
     def save_epoch(
         self,
@@ -691,9 +700,10 @@ class _RunFiles:
             data=self.spec.record(),
         )
         save_checkpoint(self.output_dir / LAST_NAME, state)
+        self.last_state = state  # the final artifacts come from it, without reading the file back
         if improved:
-            shutil.copyfile(self.output_dir / LAST_NAME, self.output_dir / f".{BEST_NAME}.tmp")
-            os.replace(self.output_dir / f".{BEST_NAME}.tmp", self.output_dir / BEST_NAME)
+            with atomic_path(self.output_dir / BEST_NAME) as tmp:
+                shutil.copyfile(self.output_dir / LAST_NAME, tmp)
 
     def save_final(self, model: nn.Module, summary: dict[str, Any]) -> None:
         """An Aux-Net run leaves its learngene; a plain ViT run leaves a timm hub folder; every run its
@@ -702,7 +712,8 @@ class _RunFiles:
             return
         model = _unwrap(model)
         if is_aux_net(model):
-            extract(load_checkpoint(self.output_dir / LAST_NAME)).save(self.output_dir / "learngene.safetensors")
+            checkpoint = self.last_state or load_checkpoint(self.output_dir / LAST_NAME)  # resumed at its end
+            extract(checkpoint).save(self.output_dir / "learngene.safetensors")
         elif is_sws_shaped(model):
             save_des_net(
                 model,

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sws.distill import DISTILLATION_TYPES
-from sws.errors import ConfigError
+from sws.errors import ConfigError, first_line
 from sws.initialization import METHODS
 from sws.layout import StageLayout, parse_mapping
 from sws.parsing import Parser
@@ -156,7 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         "hold it in a quarter of its free memory, every augmentation has a batched version and (on a CPU) no "
         "--num_workers were asked for; on: always, or stop saying why; off: the DataLoader",
     )
-    g.add_argument("--num_workers", type=int, default=10, help="data-loading processes (capped at the CPU count)")
+    g.add_argument(
+        "--num_workers",
+        type=int,
+        default=None,
+        help="DataLoader processes (default 10, capped at the CPU count); asking for some on a CPU keeps "
+        "--data-on-device auto on the DataLoader",
+    )
     g.add_argument("--pin-mem", action="store_true", default=True)
     g.add_argument("--no-pin-mem", action="store_false", dest="pin_mem")
 
@@ -193,7 +199,7 @@ def read_config_file(path: str | os.PathLike[str], parser: argparse.ArgumentPars
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"config file {path} is not valid YAML ({first_line(error)})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must be a mapping of flag names to values")
     known = {action.dest for action in parser._actions}
@@ -221,7 +227,10 @@ def validate(args: argparse.Namespace) -> None:
         (args.input_size is None or args.input_size >= 1, "--input-size must be positive"),
         (0.0 < args.eval_crop_ratio <= 1.0, "--eval-crop-ratio must be in (0, 1]"),
         (args.warmup_epochs >= 0, "--warmup-epochs must be 0 or more"),
-        (args.num_workers >= 0, "--num_workers must be 0 (load in the main process) or more"),
+        (
+            args.num_workers is None or args.num_workers >= 0,
+            "--num_workers must be 0 (load in the main process) or more",
+        ),
         (args.train_subset is None or args.train_subset >= 1, "--train-subset must be at least 1"),
         (args.holdout is None or args.holdout >= 1, "--holdout must be at least 1"),
         (args.layout is None or bool(args.layout.strip()), "--layout is empty; give layers per stage, e.g. 3,3,4,3,3"),
