@@ -110,3 +110,28 @@ def test_a_ddp_epoch_on_the_device_sees_every_sample_once(image_folder, tmp_path
         assert torch.equal(value, ranks[1]["state"][key]), key
     record = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert record["train_images"] == 96 and record["eval_images"] == 24
+
+
+def test_compile_composes_with_weight_sharing_ema_distillation_and_resume(image_folder, tmp_path) -> None:
+    """--compile on a weight-shared Aux-Net, with EMA and distillation, checkpointed and resumed."""
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--model", "test_resnet", *FAST, "--data-path", str(image_folder), "--epochs", "1",
+                 "--output_dir", str(teacher)]) == 0  # fmt: skip
+    run = tmp_path / "aux"
+    args = ["train", "--model", "aux_net", "--layout", "2,1", "--model-kwargs", "embed_dim=16", "num_heads=2",
+            "patch_size=4", *FAST, "--data-path", str(image_folder), "--compile", "--model-ema",
+            "--model-ema-decay", "0.9", "--teacher-model", "test_resnet", "--teacher-path",
+            str(teacher / "checkpoint.pth"), "--distillation-type", "soft", "--output_dir", str(run)]  # fmt: skip
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "2", "--resume", "auto"]) == 0
+    checkpoint = load_checkpoint(run / "checkpoint.pth")
+    assert [r["epoch"] for r in checkpoint["history"]] == [0, 1]
+    assert "_orig_mod" not in "".join(checkpoint["model"])  # the plain module's names: loads without compile
+    assert (
+        checkpoint["model"]["blocks.1.attn.qkv.weight"].data_ptr()
+        == checkpoint["model"]["blocks.0.attn.qkv.weight"].data_ptr()
+    )
+    ema = checkpoint["model_ema"]
+    assert all(torch.isfinite(v).all() for v in ema.values())
+    assert any(not torch.equal(ema[k], v) for k, v in checkpoint["model"].items() if k in ema)
+    assert (run / "learngene.safetensors").is_file()
