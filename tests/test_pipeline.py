@@ -69,6 +69,11 @@ def test_pipeline_writes_every_step_and_the_report(tiny_run) -> None:
     assert results["stored_params"]["sws"] > 0
     # the budget study's longer runs: scratch with its full budget, SWS fine-tuned to meet it
     assert {(r["depth"], r["method"], len(r["top1"])) for r in results["budget"]} == {(1, "sws", 3), (1, "scratch", 3)}
+    assert results["scratch_to_match"] == [r for r in results["budget"] if r["method"] == "scratch"]
+    for record in results["records"]:  # sws 0.1's fields, and the new ones
+        assert {"depth", "method", "params", "top1", "images", "flops", "seconds", "init", "width", "init_top1"} <= set(
+            record
+        )
     assert (tiny_run / "desnets" / "scratch_3ep_d1" / "summary.json").is_file()
     assert "## Training cost at matched accuracy" in (tiny_run / "report.md").read_text()
     assert (tiny_run / "top1_vs_flops.png").is_file()

@@ -602,7 +602,7 @@ def results_without_timings(results: dict[str, Any]) -> dict[str, Any]:
     import copy
 
     clean = copy.deepcopy(results)
-    for record in [*clean["records"], *(clean.get("budget") or [])]:
+    for record in [*clean["records"], *(clean.get("budget") or []), *(clean.get("scratch_to_match") or [])]:
         record.pop("seconds", None)
     for source in clean["sources"].values():
         source.pop("seconds", None)

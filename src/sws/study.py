@@ -377,6 +377,7 @@ class Study:
         for step in plan.sources:
             if step.key != "teacher" and step.done:
                 source_records[step.key] = source_record(step.summary())
+        budget = [step.record() for step in plan.budget]
         return {
             "meta": {
                 "data_set": self.config.get("data_set"),
@@ -395,7 +396,9 @@ class Study:
             "sources": source_records,
             "stored_params": self.stored_parameters(methods),
             "records": [step.record() for step in plan.des_nets],
-            "budget": [step.record() for step in plan.budget],
+            "budget": budget,
+            # sws 0.1's name for the longer scratch runs, kept for the scripts that read it
+            "scratch_to_match": [record for record in budget if record["method"] == "scratch"],
         }
 
     def stored_parameters(self, methods: Sequence[str]) -> dict[str, int]:
