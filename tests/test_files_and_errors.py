@@ -129,6 +129,8 @@ CASES: list[Case] = [
     ("expand a pickled state dict named .safetensors", lambda w, a, d: [
         "expand", str(_pickle_named_safetensors(w)), "--depth", "2", "--out", str(w / "des")],
      "neither an official SWS nor an official TLEG"),
+    ("train --load-gene of a torch file named .safetensors", lambda w, a, d: _fresh_train(
+        d, w / "o", "--load-gene", str(_pickle_named_safetensors(w))), "neither an official SWS nor an official TLEG"),
     ("info on random bytes named .pth", lambda w, a, d: (
         (w / "x.pth").write_bytes(os.urandom(300)), ["info", str(w / "x.pth")])[-1], "neither a learngene"),
     ("train --load-gene of JSON named .pth", lambda w, a, d: (
