@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--amp",
         default="auto",
         choices=("auto", "none", "bf16", "fp16"),
-        help="autocast: auto = fp16 on CUDA, none on CPU",
+        help="autocast: auto = bf16 on GPUs that have it, else fp16; none on CPU",
     )
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
 
@@ -140,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("data")
     g.add_argument("--data-path", default=None, help="data root (ImageFolder with train/ and val/, or download dir)")
-    g.add_argument("--data-set", default="IMNET", help="IMNET, FOLDER, CIFAR, CIFAR10, MNIST5K, DIGITS or a timm name")
+    g.add_argument(
+        "--data-set",
+        default="IMNET",
+        help="IMNET, FOLDER, MNIST5K, DIGITS, FASHION_MNIST, SYNTHETIC[-size], CIFAR, CIFAR10 or a timm name",
+    )
     g.add_argument("--train-subset", type=int, default=None, help="train on a stratified subset of N images")
     g.add_argument(
         "--holdout",
