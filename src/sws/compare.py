@@ -1,8 +1,10 @@
 """``sws compare``: Des-Nets of several depths initialized in several ways, trained alike, reported.
 
 A thin command line over the study engine (``sws.study``). Methods (``sws.initialization.METHODS``):
-``sws`` (the learngene), ``tleg`` (TLEG's linear expansion), ``select`` (evenly spaced layers of a
-full pre-trained ViT), ``inherit`` (its last layers on random ones) and ``scratch``. Give a pipeline
+``sws`` (the learngene, grown or shrunk to ``--widths``), ``sws-per-width`` (an Aux-Net distilled at
+each width), ``tleg`` (TLEG's linear expansion), ``select`` (evenly spaced layers of a full
+pre-trained ViT), ``inherit`` (its last layers on random ones), ``scratch`` and ``scratch-kd``
+(scratch, trained with the teacher). Give a pipeline
 run folder and what a method needs is reused from it or trained into it with the Aux-Net's recipe
 (a TLEG Aux-Net, a full-depth ancestry ViT); or give the files::
 
@@ -10,8 +12,8 @@ run folder and what a method needs is reused from it or trained into it with the
     sws compare --learngene small.learngene.safetensors --data-path DIR --depths 6,8,12 --epochs 10 \\
         --methods sws,scratch --output_dir runs/compare
 
-It writes ``report.md``, ``results.json``, ``top1_vs_epoch.png`` and ``top1_vs_params.png`` (see
-``sws.report``).
+It writes ``report.md``, ``results.json``, ``top1_vs_epoch.png``, ``top1_vs_params.png`` and, with a
+budget study, ``top1_vs_flops.png`` (see ``sws.report``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
 ``inherit``   the ancestry's last ``k`` layers become the Des-Net's last ``k`` (with the final norm);
               the rest stays random (the heuristic learngene of Wang et al., 2022; ``k`` is
               ``--inherit-layers``, default 3)
+``sws-per-width``  as ``sws``, from a learngene distilled at the Des-Net's own width (the paper's way)
+``scratch-kd``  random, and trained with distillation from the study's teacher
 ============  ==========================================================================================
 
 Each entry of ``METHODS`` says what the method is called in reports, how it is drawn in plots,
