@@ -212,3 +212,23 @@ def test_the_budget_study_reuses_the_recipe_run_when_its_sws_epochs_are_the_reci
     assert len(plan.all()) == len(plan.sources) + len(plan.des_nets) + 1  # only scratch's 40 epochs added
     config["budget"]["sws_epochs"] = 10
     assert len(Study(config, tmp_path).plan(["sws", "scratch"], [4, 6]).all()) == len(plan.all()) + 1
+
+
+def test_the_budget_study_runs_the_baselines_it_names(tmp_path) -> None:
+    from sws.errors import ConfigError
+    from sws.study import Study
+    from sws.study_config import load_config, validate_config
+
+    config = load_config("mnist5k")
+    config["budget"] = {"depths": "all", "epochs": 20, "sws_epochs": 4}
+    methods = ["sws", "scratch", "scratch-kd"]
+    full = {(s.method, s.depth) for s in Study(config, tmp_path).plan(methods, [4, 6]).budget}
+    assert full == {(m, d) for m in methods for d in (4, 6)}
+    config["budget"]["baselines"] = ["scratch"]  # scratch-kd's full budget left out (a CPU's time)
+    assert {(s.method, s.depth) for s in Study(config, tmp_path).plan(methods, [4, 6]).budget} == {
+        (m, d) for m in ("sws", "scratch") for d in (4, 6)
+    }
+    for bad in (["scratch-kd"], ["scratch", "tleg"], "scratch"):
+        config["budget"]["baselines"] = bad
+        with pytest.raises(ConfigError, match=r"budget\.baselines"):
+            validate_config(config)

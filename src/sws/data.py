@@ -203,7 +203,8 @@ def read_idx(path: Path) -> np.ndarray:
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(shape)):
         raise DataError(f"{path} holds {len(raw) - offset} bytes of data but its header says {shape}; fetch it again")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+    # a bytearray, so that the array is writable (torch warns on tensors over read-only memory)
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def _find_idx_files(root: Path) -> dict[str, Path] | None:

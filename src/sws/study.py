@@ -35,7 +35,7 @@ from sws.extraction import extract, load_learngene
 from sws.initialization import METHODS, InitOptions, check_methods
 from sws.layout import StageLayout
 from sws.report import source_record, write_report
-from sws.study_config import train_flags
+from sws.study_config import BUDGET_BASELINES, train_flags
 from sws.train import train
 from sws.train_config import build_parser as build_train_parser
 from sws.train_config import parse_args
@@ -293,14 +293,14 @@ class Study:
 
     def budget_steps(self, methods: Sequence[str], depths: Sequence[int]) -> list[TrainStep]:
         """The budget study (the config's ``budget`` section): at its depths (or ``all``), scratch (and
-        ``scratch-kd`` when compared) trained with a full budget of ``epochs``, and SWS fine-tuned for
-        ``sws_epochs``, long enough to meet it."""
+        ``scratch-kd`` when compared, unless ``baselines`` leaves it out) trained with a full budget of
+        ``epochs``, and SWS fine-tuned for ``sws_epochs``, long enough to meet it."""
         budget = self.config.get("budget") or {}
         if not budget.get("epochs") or not {"sws", "scratch"} <= set(methods):
             return []
         chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths") or [] if d in depths]
         sws_epochs = int(budget.get("sws_epochs") or self.config["des_net"]["epochs"])
-        full = [m for m in ("scratch", "scratch-kd") if m in methods]
+        full = [m for m in budget.get("baselines", BUDGET_BASELINES) if m in methods]
         recipe = sws_epochs == self.config["des_net"]["epochs"]  # then the recipe's own SWS runs serve
         steps = [self.des_net_step("sws", d, epochs=None if recipe else sws_epochs) for d in chosen]
         return steps + [self.des_net_step(m, d, epochs=int(budget["epochs"])) for d in chosen for m in full]

@@ -29,6 +29,8 @@ from sws.train_config import build_parser as build_train_parser
 
 DEFAULT_CONFIG = "mnist5k"
 
+# the budget study's full-budget runs from scratch; scratch-kd also runs where the study compares it
+BUDGET_BASELINES = ("scratch", "scratch-kd")
 TOP_LEVEL_KEYS = {
     "data_set",
     "data_path",
@@ -86,8 +88,15 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
     if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
         raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
     budget = config.get("budget") or {}
-    if not isinstance(budget, dict) or not set(budget) <= {"depths", "epochs", "sws_epochs"}:
-        raise ConfigError(f"{where}'s budget must be a mapping of depths, epochs and sws_epochs, not {budget!r}")
+    if not isinstance(budget, dict) or not set(budget) <= {"depths", "epochs", "sws_epochs", "baselines"}:
+        raise ConfigError(
+            f"{where}'s budget must be a mapping of depths, epochs, sws_epochs and baselines, not {budget!r}"
+        )
+    baselines = budget.get("baselines", list(BUDGET_BASELINES))
+    if not isinstance(baselines, list) or "scratch" not in baselines or not set(baselines) <= set(BUDGET_BASELINES):
+        raise ConfigError(
+            f"{where}'s budget.baselines is {baselines!r}; give a list of {list(BUDGET_BASELINES)} that holds scratch"
+        )
     widths = config.get("widths")
     if widths is not None and not (widths and all(isinstance(w, int) and w >= 1 for w in widths)):
         raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
