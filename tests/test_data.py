@@ -119,6 +119,7 @@ def test_fashion_mnist_reads_the_original_idx_files(tmp_path, layout, compress) 
     assert spec.class_names[0] == "T-shirt/top" and spec.class_names[9] == "Ankle boot"
     image, label = train[13]
     assert image.size == (28, 28) and label == 3
+    assert train.images.flags.writeable  # torch warns on (and may not write) tensors over read-only memory
 
 
 def test_missing_fashion_mnist_names_both_ways_to_get_it(tmp_path) -> None:
