@@ -112,8 +112,18 @@ def test_budget_study_counts_sws_until_it_matches_full_budget_scratch(results) -
     assert budget_study(results)["break_even_depths"] == pytest.approx(4.0)
     results["budget"][3] = _run(8, "sws", [90.0, 92.0], 4e12)
     text = render_report(results)
-    assert "| 4 | 10 | 94.50 | 95.50 | 88.00 | 95.00 | 5 of 5 (50% of scratch's) | 5.00 T | 10.00 T |" in text
-    assert "| 8 | 2 | 96.00 | - | 90.00 | 92.00 | not in 2 |" in text
+    assert (
+        "| 4 | 10 | 94.50 | 95.50 | 88.00 | 95.00 | 5 of 5 (50% of scratch's) | 5.00 T | 10.00 T | not in 10 |" in text
+    )
+    assert "| 8 | 2 | 96.00 | - | 90.00 | 92.00 | not in 2 | 4.00 T | 4.00 T | 2 |" in text
+    # the other way round: scratch never reaches SWS's final 95.0 at depth 4, and reaches 92.0 at its 2nd epoch at 8
+    assert [r["scratch_epochs_to_reach_sws"] for r in study["per_depth"]] == [None, 2]
+    assert study["ratio_at_sws_top1"] is None and "Matched the other way" not in text
+    results["budget"][1] = _run(4, "scratch", [90.0, 95.0, 95.5, 96.0], 8e12)  # reaches 95.0 at epoch 2
+    # scratch until SWS's top-1: 4e12 at depth 4 and 4e12 at 8; SWS: 1e13 + 5e12 + 4e12
+    assert budget_study(results)["ratio_at_sws_top1"] == pytest.approx(8 / 19)
+    assert "scratch reaches it after 2, 2 of its epochs (8.00 TFLOPs in all)" in render_report(results)
+    results["budget"][1] = _run(4, "scratch", scratch4, 10e12)
     assert "at **1 of 2** depths" in text and "costs **more**" in text
     assert "![top-1 against training FLOPs](top1_vs_flops.png)" in text
     panels = flops_figure(results).axes

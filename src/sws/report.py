@@ -124,6 +124,10 @@ def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
     teacher = results["sources"].get("teacher")
     saving = (scratch_total - fine_tunes) / len(depths)
     matched = all(row["sws_epochs_to_match"] is not None for row in per_depth)
+    # the other side of matched accuracy: scratch run only until it reaches SWS's final top-1
+    scratch_caught_up = all(row["scratch_epochs_to_reach_sws"] is not None for row in per_depth)
+    scratch_to_sws = sum(row["scratch_flops_to_reach_sws"] for row in per_depth)
+    sws_whole = aux["flops"] + sum(row["sws_flops"] for row in per_depth)
     return {
         "depths": depths,
         "aux_flops": aux["flops"],
@@ -133,6 +137,8 @@ def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
         "teacher_flops": teacher["flops"] if teacher else 0,
         "matched_everywhere": matched,
         "ratio": scratch_total / sws_total,
+        "scratch_flops_to_reach_sws": scratch_to_sws if scratch_caught_up else None,
+        "ratio_at_sws_top1": scratch_to_sws / sws_whole if scratch_caught_up else None,
         # meaningful only where SWS matched: else its fine-tunes did not buy scratch's accuracy
         "break_even_depths": aux["flops"] / saving if saving > 0 and matched else None,
         "per_depth": per_depth,
@@ -145,6 +151,7 @@ def _matched_at(depth: int, by_method: dict[str, dict[int, dict[str, Any]]]) -> 
     curve = sws["top1"]
     reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
     per_epoch = sws["flops"] / len(curve)
+    caught_up = next((i + 1 for i, top1 in enumerate(scratch["top1"]) if top1 >= curve[-1]), None)
     kd = by_method["scratch-kd"].get(depth)
     return {
         "depth": depth,
@@ -157,6 +164,9 @@ def _matched_at(depth: int, by_method: dict[str, dict[int, dict[str, Any]]]) -> 
         "sws_epochs_run": len(curve),
         "sws_epochs_to_match": reached,
         "sws_flops_to_match": per_epoch * (reached or len(curve)),
+        "sws_flops": sws["flops"],
+        "scratch_epochs_to_reach_sws": caught_up,
+        "scratch_flops_to_reach_sws": scratch["flops"] / len(scratch["top1"]) * (caught_up or len(scratch["top1"])),
     }
 
 
@@ -417,13 +427,21 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
             f"Each depth saves the scratch route's run minus SWS's fine-tune, so the Aux-Net pays for itself from "
             f"about **{study['break_even_depths']:.1f} Des-Net sizes** on, if these depths are typical."
         )
+    if study["ratio_at_sws_top1"] is not None:
+        lines.append(
+            f"Matched the other way, at SWS's final top-1: scratch reaches it after "
+            f"{', '.join(str(r['scratch_epochs_to_reach_sws']) for r in rows)} of its epochs "
+            f"({_flops(study['scratch_flops_to_reach_sws'])}FLOPs in all) against the Aux-Net plus SWS's whole "
+            f"fine-tunes; scratch : SWS = **{study['ratio_at_sws_top1']:.2f}**."
+        )
     kd = any(r["scratch_kd_top1"] is not None for r in rows)
     lines += [
         "",
         "| depth | scratch epochs | scratch final top-1 | "
         + ("scratch with distillation | " if kd else "")
-        + "SWS epoch 1 | SWS final | SWS epochs to reach scratch | SWS FLOPs to reach it | scratch FLOPs |",
-        "|---:|---:|---:|" + ("---:|" if kd else "") + "---:|---:|---:|---:|---:|",
+        + "SWS epoch 1 | SWS final | SWS epochs to reach scratch | SWS FLOPs to reach it | scratch FLOPs | "
+        "scratch epochs to reach SWS |",
+        "|---:|---:|---:|" + ("---:|" if kd else "") + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         matched = r["sws_epochs_to_match"]
@@ -433,7 +451,8 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
             f"| {r['depth']} | {r['scratch_epochs']} | {r['scratch_top1']:.2f} | "
             + (f"{_maybe(r['scratch_kd_top1'])} | " if kd else "")
             + f"{r['sws_first_epoch_top1']:.2f} | {r['sws_top1']:.2f} | {to_match} | "
-            f"{_flops(r['sws_flops_to_match'])} | {_flops(r['scratch_flops'])} |"
+            f"{_flops(r['sws_flops_to_match'])} | {_flops(r['scratch_flops'])} | "
+            f"{r['scratch_epochs_to_reach_sws'] or 'not in ' + str(r['scratch_epochs'])} |"
         )
     return lines
 
