@@ -402,13 +402,19 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
         return []
     rows = study["per_depth"]
     reached = sum(r["sws_epochs_to_match"] is not None for r in rows)
-    verdict = (
-        f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, and the SWS route costs "
-        f"**{study['ratio']:.2f}x less**"
-        if study["ratio"] >= 1
-        else f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, and the SWS route costs "
-        f"**more** (scratch : SWS = {study['ratio']:.2f})"
-    )
+    verdict = f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, "
+    ratio = study["ratio"]
+    if study["matched_everywhere"]:
+        verdict += (
+            f"and the SWS route costs **{ratio:.2f}x less**" if ratio >= 1 else "and the SWS route costs **more**"
+        )
+        verdict += "" if ratio >= 1 else f" (scratch : SWS = {ratio:.2f})"
+    else:  # no cost at matched accuracy this way round: say what the ratio compares
+        verdict += f"so this is not a cost at matched accuracy: scratch : SWS = {ratio:.2f}, " + (
+            "the SWS route cheaper but ending below scratch"
+            if ratio >= 1
+            else "the SWS route costs **more** and ends below scratch"
+        )
     lines = [
         "",
         "## Training cost at matched accuracy",
