@@ -147,27 +147,35 @@ def budget_study(results: dict[str, Any]) -> dict[str, Any] | None:
 
 def _matched_at(depth: int, by_method: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
     sws, scratch = by_method["sws"][depth], by_method["scratch"][depth]
-    target = scratch["top1"][-1]
-    curve = sws["top1"]
-    reached = next((i + 1 for i, top1 in enumerate(curve) if top1 >= target), None)
-    per_epoch = sws["flops"] / len(curve)
-    caught_up = next((i + 1 for i, top1 in enumerate(scratch["top1"]) if top1 >= curve[-1]), None)
+    reached = _first_epoch_reaching(sws, scratch["top1"][-1])
+    caught_up = _first_epoch_reaching(scratch, sws["top1"][-1])  # matched the other way round
     kd = by_method["scratch-kd"].get(depth)
     return {
         "depth": depth,
-        "scratch_top1": target,
+        "scratch_top1": scratch["top1"][-1],
         "scratch_epochs": len(scratch["top1"]),
         "scratch_flops": scratch["flops"],
         "scratch_kd_top1": kd["top1"][-1] if kd else None,
-        "sws_top1": curve[-1],
-        "sws_first_epoch_top1": curve[0],
-        "sws_epochs_run": len(curve),
+        "sws_top1": sws["top1"][-1],
+        "sws_first_epoch_top1": sws["top1"][0],
+        "sws_epochs_run": len(sws["top1"]),
         "sws_epochs_to_match": reached,
-        "sws_flops_to_match": per_epoch * (reached or len(curve)),
+        "sws_flops_to_match": _flops_until(sws, reached),
         "sws_flops": sws["flops"],
         "scratch_epochs_to_reach_sws": caught_up,
-        "scratch_flops_to_reach_sws": scratch["flops"] / len(scratch["top1"]) * (caught_up or len(scratch["top1"])),
+        "scratch_flops_to_reach_sws": _flops_until(scratch, caught_up),
     }
+
+
+def _first_epoch_reaching(run: dict[str, Any], target: float) -> int | None:
+    """The first epoch (from 1) at which ``run``'s top-1 reaches ``target``; None if it never does."""
+    return next((epoch for epoch, top1 in enumerate(run["top1"], start=1) if top1 >= target), None)
+
+
+def _flops_until(run: dict[str, Any], epoch: int | None) -> float:
+    """``run``'s training FLOPs up to ``epoch`` (its whole run when None)."""
+    epochs = len(run["top1"])
+    return run["flops"] / epochs * (epoch or epochs)
 
 
 def width_grid(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -402,19 +410,18 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
         return []
     rows = study["per_depth"]
     reached = sum(r["sws_epochs_to_match"] is not None for r in rows)
-    verdict = f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, "
     ratio = study["ratio"]
-    if study["matched_everywhere"]:
-        verdict += (
-            f"and the SWS route costs **{ratio:.2f}x less**" if ratio >= 1 else "and the SWS route costs **more**"
-        )
-        verdict += "" if ratio >= 1 else f" (scratch : SWS = {ratio:.2f})"
-    else:  # no cost at matched accuracy this way round: say what the ratio compares
-        verdict += f"so this is not a cost at matched accuracy: scratch : SWS = {ratio:.2f}, " + (
+    if not study["matched_everywhere"]:  # no cost at matched accuracy this way round: say what the ratio compares
+        cost = f"so this is not a cost at matched accuracy: scratch : SWS = {ratio:.2f}, " + (
             "the SWS route cheaper but ending below scratch"
             if ratio >= 1
             else "the SWS route costs **more** and ends below scratch"
         )
+    elif ratio >= 1:
+        cost = f"and the SWS route costs **{ratio:.2f}x less**"
+    else:
+        cost = f"and the SWS route costs **more** (scratch : SWS = {ratio:.2f})"
+    verdict = f"SWS reaches full-budget scratch at **{reached} of {len(rows)}** depths, {cost}"
     lines = [
         "",
         "## Training cost at matched accuracy",
@@ -599,9 +606,8 @@ def flops_figure(results: dict[str, Any]) -> Any:
     share = study["aux_flops"] / len(depths)
     for axis, depth in zip(axes.flat, depths, strict=True):
         for run in (r for r in runs if r["depth"] == depth):
-            per_epoch = run["flops"] / len(run["top1"])
             start = share if run["method"] == "sws" else 0.0
-            x = [(start + per_epoch * (i + 1)) / 1e12 for i in range(len(run["top1"]))]
+            x = [(start + _flops_until(run, epoch)) / 1e12 for epoch in range(1, len(run["top1"]) + 1)]
             axis.plot(x, run["top1"], marker=".", color=_style(run["method"]), label=_label(run["method"]))
         axis.set_title(f"Des-Net, {depth} layers")
         axis.set_xlabel("cumulative training TFLOPs")
