@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -98,6 +99,18 @@ def test_another_head_count_fits_with_a_warning(tiny_arch) -> None:
     with pytest.warns(UserWarning, match="trained with 2 attention heads but the Des-Net has 4"):
         des = expand(gene, depth=4, num_heads=4)
     assert des.blocks[0].attn.num_heads == 4
+
+
+def test_a_des_net_shallower_than_the_stage_count_warns_which_stages_it_drops(tiny_arch) -> None:
+    gene = SWSLearngene.from_aux_net(perturbed_aux_net("1,2,1,1,1", tiny_arch))
+    with pytest.warns(
+        UserWarning, match=r"copies stages 0,1,2 and drops stage\(s\) 3,4; every stage is kept from depth 5"
+    ):
+        expand(gene, depth=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at the stage count, or with a mapping chosen by hand: no warning
+        expand(gene, depth=5)
+        expand(gene, depth=3, mapping="0,2,4")
 
 
 def test_mismatched_models_are_refused(tiny_arch) -> None:
