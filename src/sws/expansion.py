@@ -139,9 +139,11 @@ def _warn_dropped_stages(learngene: Learngene, depth: int, used_mapping: tuple[i
     mapping drops the last ones. Say so: such a Des-Net starts far below the deeper ones (on
     Fashion-MNIST, 67% at depth 4 of ``3,3,4,3,3`` against 81% at depth 6)."""
     layout = getattr(learngene, "layout", None)
-    if layout is None or used_mapping is None or depth >= layout.num_stages:
+    if layout is None or used_mapping is None:
         return
     dropped = sorted(set(range(layout.num_stages)) - set(used_mapping))
+    if not dropped:
+        return
     warnings.warn(
         f"a {depth}-layer Des-Net is shallower than the {layout.num_stages} stages of layout {layout}: "
         f"it copies stages {','.join(map(str, used_mapping))} and drops stage(s) {','.join(map(str, dropped))}; "
