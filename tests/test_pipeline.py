@@ -232,3 +232,26 @@ def test_the_budget_study_runs_the_baselines_it_names(tmp_path) -> None:
         config["budget"]["baselines"] = bad
         with pytest.raises(ConfigError, match=r"budget\.baselines"):
             validate_config(config)
+
+
+def test_a_methods_at_depth_entry_changes_that_depth_alone(tmp_path) -> None:
+    from sws.errors import ConfigError
+    from sws.study import Study
+    from sws.study_config import load_config, validate_config
+
+    config = load_config("mnist5k")
+    config["budget"] = {"depths": [4], "epochs": 20, "sws_epochs": 6}
+    config["des_net"]["methods"]["sws"] = {"lr": 5e-4, "at_depth": {4: {"lr": 1.5e-3}}}
+    plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
+
+    def lr(step) -> float:
+        return float(step.argv[step.argv.index("--lr") + 1])
+
+    lrs = {(s.method, s.depth, s.role): lr(s) for s in plan.all() if s.method}
+    assert lrs[("sws", 4, "recipe")] == lrs[("sws", 4, "budget")] == 1.5e-3  # the budget study's run too
+    assert lrs[("sws", 6, "recipe")] == 5e-4
+    assert lrs[("scratch", 4, "recipe")] == config["des_net"]["methods"]["scratch"]["lr"]  # other methods keep theirs
+    for bad in ([4], {"4": {"lr": 1e-3}}, {0: {"lr": 1e-3}}, {4: 1e-3}):
+        config["des_net"]["methods"]["sws"]["at_depth"] = bad
+        with pytest.raises(ConfigError, match=r"des_net\.methods\.sws\.at_depth"):
+            validate_config(config)

@@ -262,7 +262,7 @@ class Study:
         source = self.source_key(method, width)
         if source is not None:
             init[METHODS[method].source_flag] = str(self.source_path(source))
-        recipe = {**(des.get("train") or {}), **((des.get("methods") or {}).get(method) or {})}
+        recipe = self.des_net_recipe(method, depth)
         argv = train_flags(
             self._common(),
             recipe,
@@ -279,6 +279,16 @@ class Study:
         title += f", {epochs} epochs (budget study)" if epochs else ""
         role = "budget" if epochs else "recipe"
         return TrainStep(key, title, self.out_dir / "desnets" / key, argv, method, depth, width, role)
+
+    def des_net_recipe(self, method: str, depth: int) -> dict[str, Any]:
+        """The ``sws train`` flags of ``method``'s Des-Nets of ``depth`` layers: ``des_net.train``,
+        then the method's own, then the method's ``at_depth`` entry for that depth, where one depth
+        trains best with other flags (the Fashion-MNIST study's depth 4, shallower than the five
+        stages it is expanded from, takes a larger learning rate)."""
+        des = self.config["des_net"]
+        own = dict((des.get("methods") or {}).get(method) or {})
+        at_depth = own.pop("at_depth", None) or {}
+        return {**(des.get("train") or {}), **own, **(at_depth.get(depth) or {})}
 
     def _width_lr(self, recipe: dict[str, Any], width: int) -> dict[str, Any] | None:
         """At another width than the Aux-Net's, the recipe's learning rate times ``base / width``

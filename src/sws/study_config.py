@@ -97,6 +97,16 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
         raise ConfigError(
             f"{where}'s budget.baselines is {baselines!r}; give a list of {list(BUDGET_BASELINES)} that holds scratch"
         )
+    for method, recipe in ((config.get("des_net") or {}).get("methods") or {}).items():
+        at_depth = (recipe or {}).get("at_depth")
+        if at_depth is not None and not (
+            isinstance(at_depth, dict)
+            and all(isinstance(d, int) and d >= 1 and isinstance(flags, dict) for d, flags in at_depth.items())
+        ):
+            raise ConfigError(
+                f"{where}'s des_net.methods.{method}.at_depth is {at_depth!r}; give a mapping of depths to "
+                "sws train flags (for example {4: {lr: 1.5e-3}})"
+            )
     widths = config.get("widths")
     if widths is not None and not (widths and all(isinstance(w, int) and w >= 1 for w in widths)):
         raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
