@@ -96,8 +96,9 @@ def test_head_is_new_when_classes_differ_and_pos_embed_resampled_for_other_sizes
 
 def test_another_head_count_fits_with_a_warning(tiny_arch) -> None:
     gene = SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch))
-    with pytest.warns(UserWarning, match="trained with 2 attention heads but the Des-Net has 4"):
+    with pytest.warns(UserWarning, match="trained with 2 attention heads but the Des-Net has 4") as caught:
         des = expand(gene, depth=4, num_heads=4)
+    assert caught[0].filename == __file__
     assert des.blocks[0].attn.num_heads == 4
 
 
@@ -105,8 +106,9 @@ def test_a_des_net_shallower_than_the_stage_count_warns_which_stages_it_drops(ti
     gene = SWSLearngene.from_aux_net(perturbed_aux_net("1,2,1,1,1", tiny_arch))
     with pytest.warns(
         UserWarning, match=r"copies stages 0,1,2 and drops stage\(s\) 3,4; every stage is kept from depth 5"
-    ):
+    ) as caught:
         expand(gene, depth=3)
+    assert caught[0].filename == __file__  # it points at the user's line, not into sws
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # at the stage count, or with a mapping chosen by hand: no warning
         expand(gene, depth=5)

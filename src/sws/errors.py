@@ -6,12 +6,29 @@ print it as one line without a traceback (``sws --traceback ...`` shows the trac
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
 
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (its type's name when it has none), for one-line errors
     that quote what a library said."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the calling function that names the first line
+    outside sws: the user's call, however deep in sws the warning starts (``expand`` warns from a
+    helper of ``initialize_from_learngene``, ``sws train`` from the whole CLI)."""
+    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class SWSError(Exception):

@@ -35,7 +35,7 @@ from timm.models._hub import save_config_for_hf
 
 from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
 from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
-from sws.errors import IncompatibleModelError
+from sws.errors import IncompatibleModelError, caller_stacklevel
 from sws.fileio import check_output_dir, write_files_atomic
 from sws.learngene import Learngene, warn_head_count_change
 from sws.width import change_width, new_architecture
@@ -148,7 +148,7 @@ def _warn_dropped_stages(learngene: Learngene, depth: int, used_mapping: tuple[i
         f"a {depth}-layer Des-Net is shallower than the {layout.num_stages} stages of layout {layout}: "
         f"it copies stages {','.join(map(str, used_mapping))} and drops stage(s) {','.join(map(str, dropped))}; "
         f"every stage is kept from depth {layout.num_stages} (or pass a mapping to choose which to keep)",
-        stacklevel=3,
+        stacklevel=caller_stacklevel(),
     )
 
 

@@ -43,7 +43,7 @@ from timm.models import VisionTransformer
 
 from sws.architecture import ViTArchitecture
 from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_file
-from sws.errors import CheckpointError, ConfigError, IncompatibleModelError
+from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel
 from sws.expansion import initialize_from_learngene
 from sws.extraction import load_learngene
 
@@ -349,7 +349,7 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
         warnings.warn(
             f"--finetune ignored {len(result.unexpected_keys)} tensors the model does not have "
             f"(first: {result.unexpected_keys[0]})",
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     return {"method": "finetune", "checkpoint": str(path), "head": "new" if dropped else "copied", "pos_embed": note}
 

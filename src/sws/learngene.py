@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 
 from sws.architecture import ViTArchitecture, block_tensor_shapes, des_net_num_params, outer_tensor_shapes
 from sws.aux_net import AuxNet
-from sws.errors import IncompatibleModelError, LearngeneFileError
+from sws.errors import IncompatibleModelError, LearngeneFileError, caller_stacklevel
 from sws.fileio import atomic_path, sniff_format
 from sws.layout import StageLayout
 from sws.version import __version__
@@ -354,7 +354,7 @@ def warn_head_count_change(learngene_heads: int, model_heads: int) -> None:
             f"the learngene was trained with {learngene_heads} attention heads but the Des-Net has "
             f"{model_heads}: the tensors fit, but the network computes a different function until "
             "fine-tuned",
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
 
 

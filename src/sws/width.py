@@ -62,7 +62,7 @@ from typing import Literal, NamedTuple
 import torch
 
 from sws.architecture import ViTArchitecture
-from sws.errors import IncompatibleModelError
+from sws.errors import IncompatibleModelError, caller_stacklevel
 from sws.learngene import Learngene, SWSLearngene
 from sws.tleg import TLEGLearngene
 
@@ -310,7 +310,7 @@ def _warn_if_function_changes(old: ViTArchitecture, new: ViTArchitecture) -> Non
         warnings.warn(
             f"widening the learngene from width {old.embed_dim} to {new.embed_dim} {' and '.join(reasons)}: "
             "its Des-Nets compute a slightly different function until fine-tuned",
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
 
 
