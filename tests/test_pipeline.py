@@ -255,3 +255,6 @@ def test_a_methods_at_depth_entry_changes_that_depth_alone(tmp_path) -> None:
         config["des_net"]["methods"]["sws"]["at_depth"] = bad
         with pytest.raises(ConfigError, match=r"des_net\.methods\.sws\.at_depth"):
             validate_config(config)
+    config["des_net"]["methods"]["sws"] = 5e-4  # a bare value, not a mapping of flags
+    with pytest.raises(ConfigError, match=r"des_net\.methods\.sws is 0\.0005; give a mapping"):
+        validate_config(config)

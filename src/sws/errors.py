@@ -6,10 +6,11 @@ print it as one line without a traceback (``sws --traceback ...`` shows the trac
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep  # the separator: not a sibling sws_* folder
 
 
 def first_line(error: BaseException) -> str:
