@@ -47,6 +47,7 @@ def _write_learngene(gene: Learngene, args: argparse.Namespace, source: str) -> 
 
 
 def cmd_import_official(args: argparse.Namespace) -> None:
+    # refuse a bad --out before reading the checkpoint; _write_learngene checks again before writing
     check_output_file(args.out, overwrite=args.overwrite)
     gene = import_official(
         args.checkpoint, layout=args.layout, num_heads=args.num_heads, use_ema=args.ema, aux_depth=args.aux_depth
@@ -55,7 +56,7 @@ def cmd_import_official(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    check_output_file(args.out, overwrite=args.overwrite)
+    check_output_file(args.out, overwrite=args.overwrite)  # before the work, as above
     _write_learngene(extract(args.checkpoint, use_ema=args.ema), args, args.checkpoint)
 
 
