@@ -137,7 +137,7 @@ def _resolved_mapping(learngene: Learngene, depth: int, mapping: Sequence[int] |
 def _warn_dropped_stages(learngene: Learngene, depth: int, used_mapping: tuple[int, ...] | None) -> None:
     """A Des-Net shallower than the layout's stage count cannot copy every stage; the default
     mapping drops the last ones. Say so: such a Des-Net starts far below the deeper ones (on
-    Fashion-MNIST, 62% at depth 4 of ``3,3,4,3,3`` against 83% at depth 6)."""
+    Fashion-MNIST, 71% at depth 4 of ``3,3,4,3,3`` against 83% at depth 6)."""
     layout = getattr(learngene, "layout", None)
     if layout is None or used_mapping is None:
         return
