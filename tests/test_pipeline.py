@@ -258,3 +258,19 @@ def test_a_methods_at_depth_entry_changes_that_depth_alone(tmp_path) -> None:
     config["des_net"]["methods"]["sws"] = 5e-4  # a bare value, not a mapping of flags
     with pytest.raises(ConfigError, match=r"des_net\.methods\.sws is 0\.0005; give a mapping"):
         validate_config(config)
+
+
+def test_stored_parameters_count_the_largest_inherited_slice_any_depth_uses(tmp_path, monkeypatch) -> None:
+    import dataclasses
+
+    import sws.study
+    from sws.study import Study
+    from sws.study_config import load_config
+
+    counting = dataclasses.replace(sws.study.METHODS["inherit"], stored_params=lambda path, options: options.k)
+    monkeypatch.setitem(sws.study.METHODS, "inherit", counting)
+    config = load_config("mnist5k")
+    config["des_net"]["methods"]["inherit"] = {"lr": 1e-3, "inherit-layers": 1, "at_depth": {4: {"inherit-layers": 3}}}
+    study = Study(config, tmp_path)
+    assert study.stored_parameters(["inherit"], [4, 6]) == {"inherit": 3}  # depth 4's three layers serve depth 6 too
+    assert study.stored_parameters(["inherit"], [6, 8]) == {"inherit": 1}

@@ -404,21 +404,23 @@ class Study:
                 "layout": self.config["aux"].get("layout"),
             },
             "sources": source_records,
-            "stored_params": self.stored_parameters(methods),
+            "stored_params": self.stored_parameters(methods, depths),
             "records": [step.record() for step in plan.des_nets],
             "budget": budget,
             # sws 0.1's name for the longer scratch runs, kept for the scripts that read it
             "scratch_to_match": [record for record in budget if record["method"] == "scratch"],
         }
 
-    def stored_parameters(self, methods: Sequence[str]) -> dict[str, int]:
+    def stored_parameters(self, methods: Sequence[str], depths: Sequence[int]) -> dict[str, int]:
         """Parameters each method keeps to initialize every Des-Net of the study (every depth and
-        width): the distinct sources it reads, counted once each."""
+        width): the distinct sources it reads, counted once each. Where the recipe inherits more
+        layers at one depth (``at_depth``), the largest slice is what serves them all."""
         stored = {}
         for name in methods:
             method = METHODS[name]
-            recipe = _dashed((self.config["des_net"].get("methods") or {}).get(name) or {})
-            options = InitOptions(inherit_layers=recipe.get("inherit-layers"))
+            inherited = [_dashed(self.des_net_recipe(name, d)).get("inherit-layers") for d in depths]
+            given = [int(layers) for layers in inherited if layers is not None]
+            options = InitOptions(inherit_layers=max(given) if given else None)
             keys = {self.source_key(name, w) for w in self.widths}
             paths = [self.source_path(key) for key in keys if key is not None] or [None]
             stored[name] = sum(method.stored_params(path, options) for path in paths)

@@ -98,12 +98,13 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
             f"{where}'s budget.baselines is {baselines!r}; give a list of {list(BUDGET_BASELINES)} that holds scratch"
         )
     for method, recipe in ((config.get("des_net") or {}).get("methods") or {}).items():
-        if not isinstance(recipe or {}, dict):
+        recipe = {} if recipe is None else recipe  # an empty entry (`sws:`) gives no flags of its own
+        if not isinstance(recipe, dict):
             raise ConfigError(
                 f"{where}'s des_net.methods.{method} is {recipe!r}; give a mapping of sws train flags "
                 "(for example {lr: 1.5e-3})"
             )
-        at_depth = (recipe or {}).get("at_depth")
+        at_depth = recipe.get("at_depth")
         if at_depth is not None and not (
             isinstance(at_depth, dict)
             and all(isinstance(d, int) and d >= 1 and isinstance(flags, dict) for d, flags in at_depth.items())
