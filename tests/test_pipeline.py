@@ -274,3 +274,31 @@ def test_stored_parameters_count_the_largest_inherited_slice_any_depth_uses(tmp_
     study = Study(config, tmp_path)
     assert study.stored_parameters(["inherit"], [4, 6]) == {"inherit": 3}  # depth 4's three layers serve depth 6 too
     assert study.stored_parameters(["inherit"], [6, 8]) == {"inherit": 1}
+
+
+def test_a_method_may_train_its_own_epochs_and_the_budget_study_reuses_swss(tmp_path) -> None:
+    from sws.study import Study
+    from sws.study_config import load_config, set_des_net_epochs
+
+    config = load_config("mnist5k")
+    config["des_net"]["epochs"] = 6  # SWS fine-tunes 6 epochs, scratch's early look trains 3
+    config["des_net"]["methods"]["scratch"] = {"lr": 2e-3, "epochs": 3}
+    config["budget"] = {"depths": [4], "epochs": 30, "sws_epochs": 6}
+    plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
+
+    def epochs(step) -> int:
+        return int(step.argv[step.argv.index("--epochs") + 1])
+
+    by_step = {(s.method, s.depth, s.role): epochs(s) for s in plan.all() if s.method}
+    assert by_step == {
+        ("sws", 4, "recipe"): 6,
+        ("sws", 6, "recipe"): 6,
+        ("scratch", 4, "recipe"): 3,
+        ("scratch", 6, "recipe"): 3,
+        ("scratch", 4, "budget"): 30,  # the budget study's SWS run is the recipe's own 6-epoch run
+    }
+    # sws compare --epochs N: every Des-Net trains N, whatever a method or depth sets for itself
+    config["des_net"]["methods"]["sws"] = {"lr": 5e-4, "at_depth": {4: {"epochs": 9}}}
+    set_des_net_epochs(config, 2)
+    plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
+    assert {epochs(s) for s in plan.des_nets} == {2}

@@ -82,6 +82,18 @@ def test_sws_versus_scratch_margins(results) -> None:
     assert rows[1]["margin_same_epochs"] == pytest.approx(-2.0)
 
 
+def test_sws_fine_tuned_longer_than_scratch_is_compared_after_the_same_epochs(results) -> None:
+    results["records"][0]["top1"] = [88.0, 90.0, 91.0, 92.0, 93.0, 94.0]  # SWS 6 epochs, scratch 3
+    results["records"][2]["top1"] += [93.5, 94.0, 94.5]
+    row = sws_versus_scratch(results)[0]
+    assert (row["same_epochs"], row["sws_at_same"], row["sws_last"]) == (3, 91.0, 94.0)
+    assert row["margin_same_epochs"] == pytest.approx(36.0)  # SWS's epoch 3 against scratch's, not its 6th
+    report = render_report(results)
+    assert "Des-Nets trained 6 epochs (from scratch: 3)." in report
+    assert "| 4 | 88.00 | 91.00 | 94.00 (6) | 55.00 | +36.00 | +33.00 |" in report
+    assert "| 4 | SWS (learngene) | 90,000 | - | 88.00 | 6 | 94.00 |" in report
+
+
 def _run(depth, method, top1, flops, width=None):
     return {"depth": depth, "width": width, "method": method, "params": 90000 * depth // 4, "top1": top1,
             "images": 4000 * len(top1), "flops": flops, "seconds": 1.0, "init": {}}  # fmt: skip
@@ -147,7 +159,7 @@ def test_width_grid_compares_each_width_with_the_learngenes_own_and_scratch(resu
         84.0, 84.0, 91.0, 91.0, 40.0)  # fmt: skip
     text = render_report(results)
     assert "| 128 | 4 | 90,000 | 84.00 | 84.00 | 91.00 | 91.00 | 40.00 | +51.00 |" in text
-    assert "| 128 | 4 | SWS (learngene) | 90,000 | 84.00 | 89.00 | 91.00 |" in text
+    assert "| 128 | 4 | SWS (learngene) | 90,000 | 84.00 | 89.00 | 3 | 91.00 |" in text
     # the epoch plot stays at the learngene's width; the size plot has a line per method and width
     labels = {line.get_label() for line in params_figure(results).axes[0].lines}
     assert {"SWS (learngene), width 64", "SWS (learngene), width 128"} <= labels
@@ -155,8 +167,8 @@ def test_width_grid_compares_each_width_with_the_learngenes_own_and_scratch(resu
 
 def test_report_tables_hold_the_numbers(results) -> None:
     text = render_report(results)
-    assert "| 4 | SWS (learngene) | 90,000 | - | 88.00 | 91.00 | 12,000 | 1.00 T |" in text
-    assert "| 8 | from scratch | 0.160M | - | 35.00 | 95.00 | 12,000 | 2.00 T |" in text
+    assert "| 4 | SWS (learngene) | 90,000 | - | 88.00 | 3 | 91.00 | 12,000 | 1.00 T |" in text
+    assert "| 8 | from scratch | 0.160M | - | 35.00 | 3 | 95.00 | 12,000 | 2.00 T |" in text
     assert "at **1 of 2** depths" in text and "at **1 of 2**." in text
     assert "| SWS (learngene) | the learngene | 254,922 | 1.0x |" in text
     assert "## Training cost at matched accuracy" not in text  # no budget study in these results

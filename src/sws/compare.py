@@ -32,7 +32,7 @@ from sws.fileio import run_folder
 from sws.initialization import METHODS, check_methods
 from sws.parsing import Parser
 from sws.study import Study
-from sws.study_config import add_study_arguments, resolve_config, validate_config
+from sws.study_config import add_study_arguments, resolve_config, set_des_net_epochs, validate_config
 
 SOURCE_FLAGS = ("learngene", "tleg_learngene", "ancestry", "teacher")
 
@@ -91,7 +91,7 @@ def _config(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     saved = run_dir / "pipeline.yaml"
     config = resolve_config(args, saved if saved.is_file() else None)
     if args.epochs is not None:
-        config["des_net"]["epochs"] = args.epochs
+        set_des_net_epochs(config, args.epochs)
     if args.learngene:
         config = _fit_to_learngene(config, args.learngene)
     validate_config(config)

@@ -80,21 +80,28 @@ def _at_base_width(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def sws_versus_scratch(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per depth, at the Aux-Net's width: SWS against scratch after the same epochs, and after one SWS
-    epoch against scratch's last."""
+    """Per depth, at the Aux-Net's width: SWS against scratch after the same epochs (the shorter
+    run's: a recipe may fine-tune SWS longer than its early scratch runs), and after one SWS epoch
+    against scratch's last."""
     base = _at_base_width(results)
     sws, scratch = _records(base, "sws"), _records(base, "scratch")
     rows = []
     for depth in sorted(set(sws) & set(scratch)):
         a, b = sws[depth]["top1"], scratch[depth]["top1"]
+        same = min(len(a), len(b))
         rows.append(
             {
                 "depth": depth,
+                "same_epochs": same,
+                "sws_epochs": len(a),
+                "scratch_epochs": len(b),
                 "sws_first": a[0],
+                "sws_at_same": a[same - 1],
                 "sws_last": a[-1],
                 "scratch_first": b[0],
+                "scratch_at_same": b[same - 1],
                 "scratch_last": b[-1],
-                "margin_same_epochs": a[-1] - b[-1],
+                "margin_same_epochs": a[same - 1] - b[same - 1],
                 "margin_first_vs_scratch_last": a[0] - b[-1],
             }
         )
@@ -220,9 +227,22 @@ def _params(value: int) -> str:
     return f"{value / 1e6:.3f}M" if value >= 1e5 else f"{value:,}"
 
 
+def _epochs_by_method(results: dict[str, Any]) -> str:
+    """``6 epochs (scratch, scratch-kd: 3)``: the Des-Nets' epochs, the most common first."""
+    by_method: dict[str, set[int]] = {}
+    for record in results["records"]:
+        by_method.setdefault(record["method"], set()).add(len(record["top1"]))
+    spelled = {method: "/".join(map(str, sorted(counts))) for method, counts in by_method.items()}
+    if not spelled:
+        return f"{results['meta']['des_net_epochs']} epochs"
+    values = list(spelled.values())
+    common = max(values, key=values.count)
+    others = [f"{_label(method)}: {value}" for method, value in spelled.items() if value != common]
+    return f"{common} epochs" + (f" ({'; '.join(others)})" if others else "")
+
+
 def render_report(results: dict[str, Any]) -> str:
     meta = results["meta"]
-    epochs = meta["des_net_epochs"]
     subset = f", a stratified {meta['train_subset']:,} training images" if meta.get("train_subset") else ""
     if meta.get("holdout"):
         subset += f", validated on {meta['holdout']:,} held-out training images (not the validation split)"
@@ -232,8 +252,8 @@ def render_report(results: dict[str, Any]) -> str:
         f"Data: **{meta['data_set']}**"
         + (f" at `{meta['data_path']}`" if meta.get("data_path") else "")
         + (f", {meta['input_size']} px" if meta.get("input_size") else "")
-        + f"{subset}; seed {meta['seed']}; Aux-Net stage layout {meta.get('layout')}; Des-Nets trained {epochs} "
-        "epochs.",
+        + f"{subset}; seed {meta['seed']}; Aux-Net stage layout {meta.get('layout')}; Des-Nets trained "
+        f"{_epochs_by_method(results)}.",
         "",
         "![top-1 against epoch](top1_vs_epoch.png)",
         "![final top-1 against parameters](top1_vs_params.png)",
@@ -291,7 +311,6 @@ def _init_top1(record: dict[str, Any]) -> str:
 
 
 def _des_net_section(results: dict[str, Any]) -> list[str]:
-    epochs = results["meta"]["des_net_epochs"]
     widths = len(results["meta"].get("widths") or []) > 1
     lines = [
         "",
@@ -300,15 +319,16 @@ def _des_net_section(results: dict[str, Any]) -> list[str]:
         "Top-1 (%) before fine-tuning (as initialized), after the first epoch and after the last.",
         "",
         ("| width " if widths else "")
-        + f"| depth | method | params | initialized | epoch 1 | epoch {epochs} | images | training FLOPs |",
-        ("|---:" if widths else "") + "|---:|---|---:|---:|---:|---:|---:|---:|",
+        + "| depth | method | params | initialized | epoch 1 | epochs | final | images | training FLOPs |",
+        ("|---:" if widths else "") + "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = results["meta"].get("base_width")
     for record in _sorted_records(results):
         width = f"| {record.get('width') or base} " if widths else ""
         lines.append(
             f"{width}| {record['depth']} | {_label(record['method'])} | {_params(record['params'])} | "
-            f"{_init_top1(record)} | {record['top1'][0]:.2f} | {record['top1'][-1]:.2f} | {record['images']:,} | "
+            f"{_init_top1(record)} | {record['top1'][0]:.2f} | {len(record['top1'])} | {record['top1'][-1]:.2f} | "
+            f"{record['images']:,} | "
             f"{_flops(record['flops'])} |"
         )
     return lines
@@ -318,26 +338,36 @@ def _versus_section(results: dict[str, Any]) -> list[str]:
     versus = sws_versus_scratch(results)
     if not versus:
         return []
-    epochs = results["meta"]["des_net_epochs"]
     wins = sum(r["margin_same_epochs"] > 0 for r in versus)
     early = sum(r["margin_first_vs_scratch_last"] > 0 for r in versus)
+    same = _one_or_n({r["same_epochs"] for r in versus})
+    last = _one_or_n({r["scratch_epochs"] for r in versus})
+    longer = any(r["sws_epochs"] > r["same_epochs"] for r in versus)
     lines = [
         "",
         "## SWS against scratch",
         "",
-        f"SWS beats scratch after the same {epochs} epochs at **{wins} of {len(versus)}** depths, and after a "
-        f"single epoch it beats scratch's epoch-{epochs} top-1 at **{early} of {len(versus)}**.",
+        f"SWS beats scratch after the same {same} epochs at **{wins} of {len(versus)}** depths, and after a "
+        f"single epoch it beats scratch's epoch-{last} top-1 at **{early} of {len(versus)}**.",
         "",
-        f"| depth | SWS epoch 1 | SWS epoch {epochs} | scratch epoch {epochs} | margin, same epochs | "
-        f"margin, SWS epoch 1 vs scratch epoch {epochs} |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"| depth | SWS epoch 1 | SWS epoch {same} | "
+        + ("SWS final (epochs) | " if longer else "")
+        + f"scratch epoch {same} | margin, same epochs | margin, SWS epoch 1 vs scratch epoch {last} |",
+        "|---:|---:|---:|---:|---:|---:|" + ("---:|" if longer else ""),
     ]
     for r in versus:
+        final = f"{r['sws_last']:.2f} ({r['sws_epochs']}) | " if longer else ""
+        at = "" if same != "n" else f" ({r['same_epochs']})"  # each depth's own count when they differ
         lines.append(
-            f"| {r['depth']} | {r['sws_first']:.2f} | {r['sws_last']:.2f} | {r['scratch_last']:.2f} | "
+            f"| {r['depth']} | {r['sws_first']:.2f} | {r['sws_at_same']:.2f}{at} | {final}{r['scratch_at_same']:.2f} | "
             f"{r['margin_same_epochs']:+.2f} | {r['margin_first_vs_scratch_last']:+.2f} |"
         )
     return lines
+
+
+def _one_or_n(values: set[int]) -> str:
+    """One number when every depth shares it, else ``n`` (each row then gives its own)."""
+    return str(next(iter(values))) if len(values) == 1 else "n"
 
 
 def _width_section(results: dict[str, Any]) -> list[str]:
@@ -580,7 +610,7 @@ def params_figure(results: dict[str, Any]) -> Any:
                         f"L{record['depth']}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8
                     )
     axis.set_xlabel("parameters (millions)")
-    axis.set_ylabel(f"top-1 after {results['meta']['des_net_epochs']} epochs (%)")
+    axis.set_ylabel(f"final top-1 (%), Des-Nets trained {_epochs_by_method(results)}")
     axis.set_title(f"Final top-1 against size ({results['meta']['data_set']})")
     if len(widths) > 1:
         axis.set_xscale("log")

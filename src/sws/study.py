@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from sws.distributed import Processes, barrier
 from sws.errors import ConfigError
@@ -36,11 +37,18 @@ from sws.initialization import METHODS, InitOptions, check_methods
 from sws.layout import StageLayout
 from sws.report import source_record, write_report
 from sws.study_config import BUDGET_BASELINES, train_flags
-from sws.train import train
+from sws.train import plain_args, train
 from sws.train_config import build_parser as build_train_parser
 from sws.train_config import parse_args
 
 SUMMARY_NAME = "summary.json"
+# ``sws train`` flags that change how a run goes, not what it learns: a step run with other values
+# of these is still the step the config asks for
+HOW_NOT_WHAT = frozenset(
+    {"output_dir", "resume", "num_workers", "pin_mem", "print_freq", "device", "tensorboard", "data_on_device"}
+)
+# flags naming a file or folder, which keeps its name when a run folder is moved or copied
+PATH_FLAGS = frozenset({"load_gene", "teacher_path", "ancestry", "finetune", "data_path"})
 
 
 @dataclass
@@ -67,6 +75,24 @@ class TrainStep:
 
     def summary(self) -> dict[str, Any]:
         return json.loads((self.out_dir / SUMMARY_NAME).read_text())
+
+    def changed_flags(self) -> dict[str, tuple[Any, Any]]:
+        """The flags of the run already in this step's folder that differ from the flags the config
+        gives now, as ``{flag: (then, now)}``; empty when nothing ran here or nothing changed."""
+        saved_path = self.out_dir / "args.yaml"
+        if not saved_path.is_file():
+            return {}
+        saved = yaml.safe_load(saved_path.read_text()) or {}
+        planned = parse_args([*self.argv, "--output_dir", str(self.out_dir)])
+        now = yaml.safe_load(yaml.safe_dump(plain_args(planned)))  # the form args.yaml holds
+        changed = {}
+        for key, value in now.items():
+            if key in HOW_NOT_WHAT or key not in saved or saved[key] == value:
+                continue  # a flag added since that run was made cannot be compared
+            moved = key in PATH_FLAGS and saved[key] and value and Path(saved[key]).name == Path(value).name
+            if not moved:
+                changed[key] = (saved[key], value)
+        return changed
 
     def record(self) -> dict[str, Any]:
         """What the report keeps of a Des-Net's run."""
@@ -256,7 +282,6 @@ class Study:
         """A Des-Net of ``depth`` layers (and ``width``, by default the Aux-Net's) initialized by
         ``method`` and trained with the Des-Net recipe, for ``epochs`` (a budget-study run) or the
         recipe's epochs."""
-        des = self.config["des_net"]
         width = width or self.base_width
         init: dict[str, Any] = {"init": method, "eval-init": True}
         source = self.source_key(method, width)
@@ -266,7 +291,6 @@ class Study:
         argv = train_flags(
             self._common(),
             recipe,
-            {"epochs": des["epochs"]},
             self._width_lr(recipe, width),
             self.distillation_flags() if METHODS[method].distills else None,
             {"epochs": epochs} if epochs else None,
@@ -281,14 +305,19 @@ class Study:
         return TrainStep(key, title, self.out_dir / "desnets" / key, argv, method, depth, width, role)
 
     def des_net_recipe(self, method: str, depth: int) -> dict[str, Any]:
-        """The ``sws train`` flags of ``method``'s Des-Nets of ``depth`` layers: ``des_net.train``,
-        then the method's own, then the method's ``at_depth`` entry for that depth, where one depth
-        trains best with other flags (the Fashion-MNIST study's depth 4, shallower than the five
-        stages it is expanded from, takes a larger learning rate)."""
+        """The ``sws train`` flags of ``method``'s Des-Nets of ``depth`` layers: ``des_net.epochs``
+        and ``des_net.train``, then the method's own, then the method's ``at_depth`` entry for that
+        depth, where one depth trains best with other flags (the Fashion-MNIST study's depth 4,
+        shallower than the five stages it is expanded from, takes a larger learning rate). A method
+        may train its own number of epochs (the Fashion-MNIST study's short scratch runs)."""
         des = self.config["des_net"]
         own = dict((des.get("methods") or {}).get(method) or {})
         at_depth = own.pop("at_depth", None) or {}
-        return {**(des.get("train") or {}), **own, **(at_depth.get(depth) or {})}
+        return {"epochs": des["epochs"], **(des.get("train") or {}), **own, **(at_depth.get(depth) or {})}
+
+    def des_net_epochs(self, method: str, depth: int) -> int:
+        """How many epochs ``method``'s Des-Net of ``depth`` layers trains with the recipe."""
+        return int(self.des_net_recipe(method, depth)["epochs"])
 
     def _width_lr(self, recipe: dict[str, Any], width: int) -> dict[str, Any] | None:
         """At another width than the Aux-Net's, the recipe's learning rate times ``base / width``
@@ -309,11 +338,16 @@ class Study:
         if not budget.get("epochs") or not {"sws", "scratch"} <= set(methods):
             return []
         chosen = depths if budget.get("depths") == "all" else [d for d in budget.get("depths") or [] if d in depths]
-        sws_epochs = int(budget.get("sws_epochs") or self.config["des_net"]["epochs"])
         full = [m for m in budget.get("baselines", BUDGET_BASELINES) if m in methods]
-        recipe = sws_epochs == self.config["des_net"]["epochs"]  # then the recipe's own SWS runs serve
-        steps = [self.des_net_step("sws", d, epochs=None if recipe else sws_epochs) for d in chosen]
+        steps = [self._budget_sws_step(d, budget.get("sws_epochs")) for d in chosen]
         return steps + [self.des_net_step(m, d, epochs=int(budget["epochs"])) for d in chosen for m in full]
+
+    def _budget_sws_step(self, depth: int, sws_epochs: int | None) -> TrainStep:
+        """The budget study's SWS run at ``depth``: the recipe's own run when it trains as long."""
+        recipe_epochs = self.des_net_epochs("sws", depth)
+        if not sws_epochs or int(sws_epochs) == recipe_epochs:
+            return self.des_net_step("sws", depth)
+        return self.des_net_step("sws", depth, epochs=int(sws_epochs))
 
     def plan(self, methods: Sequence[str], depths: Sequence[int]) -> Plan:
         """Every step of the study; every step's flags parsed once, so that a bad value is refused
@@ -335,6 +369,7 @@ class Study:
         torchrun every process runs every training step; rank 0 alone writes files."""
         processes = processes or Processes(torch.device("cpu"))
         plan = self.plan(methods, depths)
+        check_unchanged(plan.all())
         extracts = "learngene" in self.needed_sources(methods)
         total = len(plan.all()) + int(extracts)
         started = time.perf_counter()
@@ -425,6 +460,32 @@ class Study:
             paths = [self.source_path(key) for key in keys if key is not None] or [None]
             stored[name] = sum(method.stored_params(path, options) for path in paths)
         return stored
+
+
+def check_unchanged(steps: Sequence[TrainStep]) -> None:
+    """Refuse, before anything runs, a run folder whose finished or interrupted steps were trained
+    with other flags than the config gives now: skipping them would report the old recipe's results
+    as the new one's, and resuming them would mix two recipes in one run."""
+    stale = [(step, changed) for step in steps if (changed := step.changed_flags())]
+    if not stale:
+        return
+    lines = [
+        f"  {step.out_dir}: "
+        + ", ".join(f"{_flag_of(key)} {then!r} then, {now!r} now" for key, (then, now) in changed.items())
+        for step, changed in stale
+    ]
+    raise ConfigError(
+        "these steps already ran with other flags than the config gives now:\n"
+        + "\n".join(lines)
+        + "\ngive another --output_dir for the new recipe, or delete those folders to retrain them (the other "
+        "steps are kept)"
+    )
+
+
+def _flag_of(dest: str) -> str:
+    """``sws train``'s spelling of the flag that sets ``dest`` (``model_kwargs``: ``--model-kwargs``)."""
+    flags = {action.dest: action.option_strings for action in build_train_parser()._actions}
+    return next((flag for flag in flags.get(dest, []) if flag.startswith("--")), dest)
 
 
 def _dashed(section: dict[str, Any]) -> dict[str, Any]:

@@ -118,6 +118,18 @@ def validate_config(config: dict[str, Any], where: str = "the config") -> None:
         raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
 
 
+def set_des_net_epochs(config: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """Every Des-Net of ``config`` trains ``epochs`` epochs: ``des_net.epochs`` is set and the
+    epochs a method or one of its depths sets for itself are dropped (``sws compare --epochs``)."""
+    des_net = config.setdefault("des_net", {})
+    des_net["epochs"] = epochs
+    (des_net.get("train") or {}).pop("epochs", None)
+    for recipe in (des_net.get("methods") or {}).values():
+        for flags in [recipe or {}, *((recipe or {}).get("at_depth") or {}).values()]:
+            flags.pop("epochs", None)
+    return config
+
+
 def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
     """``["aux.train.epochs=10", "depths=[6,12]"]``: values are read as YAML."""
     config = copy.deepcopy(config)

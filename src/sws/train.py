@@ -398,7 +398,7 @@ def _train(args: argparse.Namespace, processes: Processes, output_dir: Path | No
         progress.init_record = {**progress.init_record, "top1": stats["top1"], "loss": stats["loss"]}
         processes.print(f"before training: top-1 {stats['top1']:.2f}%  loss {stats['loss']:.4f}")
     if writes_files:
-        write_text_atomic(output_dir / "args.yaml", yaml.safe_dump(_plain_args(args), sort_keys=False))
+        write_text_atomic(output_dir / "args.yaml", yaml.safe_dump(plain_args(args), sort_keys=False))
     train_model = _wrap_for_training(model, args, processes)
     run = _RunFiles(output_dir if writes_files else None, name, model_kwargs, progress.init_record, args, data.spec)
     history, best_top1 = progress.history, progress.best_top1
@@ -692,7 +692,7 @@ class _RunFiles:
             epoch=epoch,
             model_name=self.name,
             model_kwargs=self.model_kwargs,
-            args=_plain_args(self.args),
+            args=plain_args(self.args),
             rng=rng,
             history=history,
             best_top1=best_top1,
@@ -751,7 +751,7 @@ def _resume_path(args: argparse.Namespace, output_dir: Path | None) -> Path | No
     return Path(args.resume)
 
 
-def _plain_args(args: argparse.Namespace) -> dict[str, Any]:
+def plain_args(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings as plain values (for YAML and weights-only checkpoints)."""
     values = dict(vars(args))
     for key in ("model_kwargs", "teacher_model_kwargs"):
