@@ -302,3 +302,40 @@ def test_a_method_may_train_its_own_epochs_and_the_budget_study_reuses_swss(tmp_
     set_des_net_epochs(config, 2)
     plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
     assert {epochs(s) for s in plan.des_nets} == {2}
+
+
+def test_a_run_folder_whose_steps_ran_with_other_flags_is_refused_before_anything_runs(tmp_path, monkeypatch) -> None:
+    import yaml
+
+    import sws.study
+    from sws.errors import ConfigError
+    from sws.study import Study
+    from sws.study_config import load_config
+    from sws.train import plain_args
+    from sws.train_config import parse_args
+
+    def ran(step, **then) -> None:
+        """Leave in ``step``'s folder what a finished run with its flags (changed by ``then``) leaves."""
+        step.out_dir.mkdir(parents=True)
+        args = plain_args(parse_args([*step.argv, "--output_dir", str(step.out_dir)]))
+        (step.out_dir / "args.yaml").write_text(yaml.safe_dump({**args, **then}))
+        (step.out_dir / "summary.json").write_text("{}")
+
+    config = load_config("mnist5k")
+    study = Study(config, tmp_path)
+    plan = study.plan(["sws", "scratch"], [4])
+    sws_step = next(step for step in plan.des_nets if step.method == "sws")
+    scratch_step = next(step for step in plan.des_nets if step.method == "scratch")
+    moved_gene = str(tmp_path / "elsewhere" / "learngene.safetensors")  # a run folder copied from another
+    ran(sws_step, num_workers=7, print_freq=1, load_gene=moved_gene)  # how it ran, not what it learnt
+    ran(scratch_step, epochs=2, lr=0.123)
+    assert sws_step.changed_flags() == {}
+    assert scratch_step.changed_flags() == {"epochs": (2, 3), "lr": (0.123, 2e-3)}
+
+    monkeypatch.setattr(sws.study, "train", lambda args: pytest.fail("a step ran before the check"))
+    with pytest.raises(ConfigError) as refused:
+        study.run(["sws", "scratch"], [4])
+    message = str(refused.value)
+    assert str(scratch_step.out_dir) in message and str(sws_step.out_dir) not in message
+    assert "--epochs 2 then, 3 now" in message and "--lr 0.123 then, 0.002 now" in message
+    assert "another --output_dir" in message
