@@ -237,7 +237,11 @@ def _epochs_by_method(results: dict[str, Any]) -> str:
         return f"{results['meta']['des_net_epochs']} epochs"
     values = list(spelled.values())
     common = max(values, key=values.count)
-    others = [f"{_label(method)}: {value}" for method, value in spelled.items() if value != common]
+    grouped: dict[str, list[str]] = {}
+    for method, value in spelled.items():
+        if value != common:
+            grouped.setdefault(value, []).append(method)
+    others = [f"{', '.join(methods)}: {value}" for value, methods in grouped.items()]
     return f"{common} epochs" + (f" ({'; '.join(others)})" if others else "")
 
 
@@ -554,6 +558,8 @@ def epoch_figure(results: dict[str, Any]) -> Any:
                 epochs = range(1, len(record["top1"]) + 1)
                 axis.plot(epochs, record["top1"], marker="o", color=_style(method), label=_label(method))
         for longer in (r for r in budget if r["depth"] == depth):
+            if longer == _records(base, longer["method"]).get(depth):
+                continue  # the recipe's own run, serving the budget study too: drawn above
             epochs = range(1, len(longer["top1"]) + 1)
             label = f"{_label(longer['method'])}, {len(longer['top1'])} epochs"
             axis.plot(epochs, longer["top1"], linestyle="--", color=_style(longer["method"]), alpha=0.7, label=label)
