@@ -201,3 +201,4 @@ def test_plots_draw_the_table(results, tmp_path) -> None:
         data = paths[key].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert (tmp_path / "report.md").read_text() == render_report(results)
+    assert render_report(results).count("| depth 4, sws, 3 epochs |") == 1  # the shared run's time, once

@@ -504,6 +504,12 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _longer_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The budget study's runs that are not the recipe's own (a recipe run of the same length serves
+    the budget study too, and is shown once)."""
+    return [run for run in results.get("budget") or [] if run not in results["records"]]
+
+
 def _wall_time_section(results: dict[str, Any]) -> list[str]:
     base = results["meta"].get("base_width")
     lines = [
@@ -517,7 +523,8 @@ def _wall_time_section(results: dict[str, Any]) -> list[str]:
     ]
     for key, source in results["sources"].items():
         lines.append(f"| {_role(key)} | {source['seconds']:.1f} |")
-    for record in [*_sorted_records(results), *_sorted_records(results, "budget")]:
+    longer = {**results, "budget": _longer_runs(results)}
+    for record in [*_sorted_records(results), *_sorted_records(longer, "budget")]:
         width = record.get("width") or base
         size = f"depth {record['depth']}" + (f", width {width}" if width != base else "")
         lines.append(f"| {size}, {record['method']}, {len(record['top1'])} epochs | {record['seconds']:.1f} |")
@@ -550,7 +557,7 @@ def epoch_figure(results: dict[str, Any]) -> Any:
     columns = min(4, len(depths))
     rows = (len(depths) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
-    budget = results.get("budget") or []
+    budget = _longer_runs(results)
     for axis, depth in zip(axes.flat, depths, strict=False):
         for method in results["meta"]["methods"]:
             record = _records(base, method).get(depth)
@@ -558,8 +565,6 @@ def epoch_figure(results: dict[str, Any]) -> Any:
                 epochs = range(1, len(record["top1"]) + 1)
                 axis.plot(epochs, record["top1"], marker="o", color=_style(method), label=_label(method))
         for longer in (r for r in budget if r["depth"] == depth):
-            if longer == _records(base, longer["method"]).get(depth):
-                continue  # the recipe's own run, serving the budget study too: drawn above
             epochs = range(1, len(longer["top1"]) + 1)
             label = f"{_label(longer['method'])}, {len(longer['top1'])} epochs"
             axis.plot(epochs, longer["top1"], linestyle="--", color=_style(longer["method"]), alpha=0.7, label=label)
