@@ -45,7 +45,17 @@ SUMMARY_NAME = "summary.json"
 # ``sws train`` flags that change how a run goes, not what it learns: a step run with other values
 # of these is still the step the config asks for
 HOW_NOT_WHAT = frozenset(
-    "output_dir resume num_workers pin_mem print_freq device tensorboard data_on_device compile".split()
+    {
+        "output_dir",
+        "resume",
+        "num_workers",
+        "pin_mem",
+        "print_freq",
+        "device",
+        "tensorboard",
+        "data_on_device",
+        "compile",
+    }
 )
 # flags naming a file or folder, which keeps its name when a run folder is moved or copied
 PATH_FLAGS = frozenset({"load_gene", "teacher_path", "ancestry", "finetune", "data_path"})
