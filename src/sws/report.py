@@ -332,8 +332,7 @@ def _des_net_section(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"{width}| {record['depth']} | {_label(record['method'])} | {_params(record['params'])} | "
             f"{_init_top1(record)} | {record['top1'][0]:.2f} | {len(record['top1'])} | {record['top1'][-1]:.2f} | "
-            f"{record['images']:,} | "
-            f"{_flops(record['flops'])} |"
+            f"{record['images']:,} | {_flops(record['flops'])} |"
         )
     return lines
 
