@@ -88,5 +88,5 @@ def test_explicit_mapping_is_validated() -> None:
         PAPER.validate_mapping("0,1,2,3,4,5")
     with pytest.raises(LayoutError, match="cannot read layer mapping"):
         PAPER.validate_mapping("0,x")
-    with pytest.raises(LayoutError, match="at least 1 layer"):
+    with pytest.raises(LayoutError, match="layers from 1 to 1000"):
         PAPER.mapping(0)

@@ -245,7 +245,7 @@ def test_a_methods_at_depth_entry_changes_that_depth_alone(tmp_path) -> None:
     plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
 
     def lr(step) -> float:
-        return float(step.argv[step.argv.index("--lr") + 1])
+        return step.settings["lr"]
 
     lrs = {(s.method, s.depth, s.role): lr(s) for s in plan.all() if s.method}
     assert lrs[("sws", 4, "recipe")] == lrs[("sws", 4, "budget")] == 1.5e-3  # the budget study's run too
@@ -287,7 +287,7 @@ def test_a_method_may_train_its_own_epochs_and_the_budget_study_reuses_swss(tmp_
     plan = Study(config, tmp_path).plan(["sws", "scratch"], [4, 6])
 
     def epochs(step) -> int:
-        return int(step.argv[step.argv.index("--epochs") + 1])
+        return step.settings["epochs"]
 
     by_step = {(s.method, s.depth, s.role): epochs(s) for s in plan.all() if s.method}
     assert by_step == {
@@ -311,13 +311,12 @@ def test_a_run_folder_whose_steps_ran_with_other_flags_is_refused_before_anythin
     from sws.errors import ConfigError
     from sws.study import Study
     from sws.study_config import load_config
-    from sws.train import plain_args
-    from sws.train_config import parse_args
+    from sws.train_config import plain_args
 
     def ran(step, **then) -> None:
         """Leave in ``step``'s folder what a finished run with its flags (changed by ``then``) leaves."""
         step.out_dir.mkdir(parents=True)
-        args = plain_args(parse_args([*step.argv, "--output_dir", str(step.out_dir)]))
+        args = plain_args(step.validated())
         (step.out_dir / "args.yaml").write_text(yaml.safe_dump({**args, **then}))
         (step.out_dir / "summary.json").write_text("{}")
 

@@ -6,17 +6,9 @@ import copy
 
 import pytest
 
-from sws.report import (
-    budget_study,
-    epoch_figure,
-    flops_figure,
-    params_figure,
-    render_report,
-    results_without_timings,
-    sws_versus_scratch,
-    width_grid,
-    write_report,
-)
+from sws.analysis import budget_study, sws_versus_scratch, width_grid
+from sws.plots import epoch_figure, flops_figure, params_figure
+from sws.report import render_report, results_without_timings, write_report
 
 
 @pytest.fixture

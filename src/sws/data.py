@@ -46,7 +46,7 @@ from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms
 
-from sws.errors import DataError, first_line
+from sws.errors import ConfigError, DataError, first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -500,3 +500,59 @@ def check_not_empty(dataset: Dataset, what: str, batch_size: int, world_size: in
             f"the {what} set has {len(dataset)} images, fewer than one batch ({batch_size} x {world_size} processes); "
             "lower --batch-size"
         )
+
+
+# -- the augmentation names timm accepts (checked before anything is built) -------------------------
+
+
+def erasing_modes() -> tuple[str, ...]:
+    """The fills of timm's random erasing (``--remode``)."""
+    return ("pixel", "rand", "const")
+
+
+def train_interpolations() -> list[str]:
+    """The resampling names timm's training transforms take (``--train-interpolation``)."""
+    names = [name for name in ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos") if _is_pil_interp(name)]
+    return [*names, "random"]
+
+
+def _is_pil_interp(name: str) -> bool:
+    from timm.data.transforms import str_to_pil_interp
+
+    try:
+        str_to_pil_interp(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def check_auto_augment(text: str) -> None:
+    """Refuse an ``--aa`` policy that timm cannot parse, before anything is built."""
+    if not text or text.lower() == "none":
+        return
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+
+    build = {"rand": rand_augment_transform, "augmix": augment_and_mix_transform}.get(text.split("-")[0])
+    try:
+        (build or auto_augment_transform)(text, {})
+    except Exception as error:  # timm raises AssertionError, KeyError, ValueError... on a bad policy
+        raise ConfigError(
+            f"--aa {text!r} is not a policy timm reads ({type(error).__name__}: {first_line(error)}); give none, "
+            "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w3, or original/v0/v0r/3a (AutoAugment)"
+        ) from None
+
+
+def native_size(data_set: str | None) -> int | None:
+    """The images' own size of a named data set, without reading it (``None`` when the data set
+    does not fix one, as an ImageFolder)."""
+    if not data_set:
+        return None
+    name = data_set.upper() if "/" not in data_set else data_set
+    if name in _BUILTIN:
+        return _BUILTIN[name][2].native_size
+    if name in IDX_DATASETS:
+        return FASHION_MNIST_SPEC.native_size
+    if name.split("-")[0] == SYNTHETIC:
+        size = name.partition("-")[2] or "224"
+        return int(size) if size.isdigit() else None
+    return 32 if CIFAR_DATASETS.get(name, name) in ("torch/cifar10", "torch/cifar100") else None

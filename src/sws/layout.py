@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from functools import cached_property
 
 from sws.errors import LayoutError
 from sws.parsing import comma_separated_ints
+
+# The deepest network sws builds or plans: far beyond any ViT trained (the paper's reach 24 layers),
+# low enough that a mistyped depth is refused at once instead of running for minutes.
+MAX_DEPTH = 1000
 
 # ``L16_33433`` (one digit per stage, as the paper's model names) or ``L20_5-5-5-5``.
 _SUFFIX_PATTERN = re.compile(r"L(\d+)_(\d+(?:-\d+)*)$")
@@ -53,6 +58,10 @@ class StageLayout:
                     f"stage layout {_join(counts)} has a stage with {count!r} layers; "
                     "every stage needs a whole number of layers, at least 1 (for example 3,3,4,3,3)"
                 )
+        if sum(counts) > MAX_DEPTH:
+            raise LayoutError(
+                f"stage layout {_join(counts)} has {sum(counts):,} layers; sws builds at most {MAX_DEPTH}"
+            )
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -129,8 +138,7 @@ class StageLayout:
 
     def stage_counts(self, depth: int) -> tuple[int, ...]:
         """Layers each stage gets in a Des-Net of ``depth`` layers (see the module docstring)."""
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise LayoutError(f"a descendant needs at least 1 layer, not {depth!r}")
+        check_depth(depth)
         counts = list(self.layers_per_stage)
         while sum(counts) > depth:
             most = max(counts)
@@ -189,10 +197,28 @@ def parse_mapping(mapping: Sequence[int] | str) -> tuple[int, ...]:
     if isinstance(mapping, str):
         values = tuple(comma_separated_ints(mapping, "layer mapping", "0,0,0,1,1,1,2,2,3,3,4,4", LayoutError))
     else:
-        values = tuple(int(v) for v in mapping)
+        try:
+            values = tuple(mapping)
+        except TypeError:
+            raise LayoutError(f"cannot read a layer mapping from {mapping!r}; write it as 0,0,1,2,3,4") from None
+        wrong = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+        if wrong:
+            raise LayoutError(
+                f"layer mapping {list(values)} holds {wrong[0]!r}; every entry is a learngene layer, a whole number"
+            )
+        values = tuple(int(v) for v in values)
     if not values:
         raise LayoutError("the layer mapping is empty; give one learngene layer per descendant layer")
+    if len(values) > MAX_DEPTH:
+        raise LayoutError(f"the layer mapping has {len(values):,} entries; sws builds at most {MAX_DEPTH} layers")
     return values
+
+
+def check_depth(depth: object, what: str = "a descendant") -> int:
+    """``depth`` if it is a whole number of layers from 1 to ``MAX_DEPTH``, else ``LayoutError``."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise LayoutError(f"{what} needs a whole number of layers from 1 to {MAX_DEPTH}, not {depth!r}")
+    return depth
 
 
 def _counts_to_mapping(counts: Sequence[int]) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ import yaml
 from sws.distributed import run_processes
 from sws.fileio import run_folder, write_text_atomic
 from sws.parsing import Parser
+from sws.records import Results
 from sws.study import Study
 from sws.study_config import add_study_arguments, resolve_config
 
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_pipeline(config: dict[str, Any]) -> dict[str, Any]:
+def run_pipeline(config: dict[str, Any]) -> Results | None:
     """Run the whole pipeline of ``config`` in its ``output_dir``; returns the results."""
     run_dir = Path(config.get("output_dir") or DEFAULT_RUN_DIR)
     with run_processes(config.get("device", "auto")) as processes, run_folder(run_dir, processes.is_main):

@@ -6,7 +6,10 @@ step (teacher, Aux-Net, Des-Nets). Packaged configs are found by name (``--confi
 default, or ``--config paper_imagenet``); any YAML path works too. ``--set aux.train.epochs=10``
 changes one value; the common ones have their own flags (``--data-path``, ``--output_dir``, ...).
 
-See ``src/sws/configs/mnist5k.yaml`` for every key, with comments.
+Every value is checked when the config is read (:func:`validate_config`): each section's type,
+each key's type and range, and each flag mapping by ``sws train``'s own table
+(``sws.train_config``), so that a wrong value is refused in one line naming it before anything
+runs. See ``src/sws/configs/mnist5k.yaml`` for every key, with comments.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,32 +26,15 @@ import yaml
 
 from sws.data import BUILTIN_DATASETS  # pointing such a config at a folder means an ImageFolder
 from sws.errors import ConfigError, first_line
-from sws.initialization import check_methods
+from sws.initialization import METHODS, check_methods
+from sws.layout import MAX_DEPTH
 from sws.parsing import comma_separated_ints
-from sws.train_config import build_parser as build_train_parser
+from sws.train_config import MAX_SEED, check_settings, read_yaml_value
 
 DEFAULT_CONFIG = "mnist5k"
 
 # the budget study's full-budget runs from scratch; scratch-kd also runs where the study compares it
 BUDGET_BASELINES = ("scratch", "scratch-kd")
-TOP_LEVEL_KEYS = {
-    "data_set",
-    "data_path",
-    "input_size",
-    "output_dir",
-    "seed",
-    "device",
-    "depths",
-    "methods",
-    "train",
-    "teacher",
-    "aux",
-    "des_net",
-    "tleg",
-    "ancestry",
-    "budget",
-    "widths",
-}
 
 
 def packaged_configs() -> list[str]:
@@ -59,63 +45,181 @@ def load_config(name_or_path: str | os.PathLike[str] | None = None) -> dict[str,
     """A packaged config by name, or a YAML file by path."""
     name_or_path = name_or_path or DEFAULT_CONFIG
     path = Path(name_or_path)
-    if path.is_file():
-        text = path.read_text()
-    elif str(name_or_path) in packaged_configs():
-        text = (resources.files("sws.configs") / f"{name_or_path}.yaml").read_text()
-    else:
-        raise ConfigError(f"no config file {name_or_path}; give a YAML path or one of {packaged_configs()}")
+    try:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+        elif str(name_or_path) in packaged_configs():
+            text = (resources.files("sws.configs") / f"{name_or_path}.yaml").read_text(encoding="utf-8")
+        else:
+            raise ConfigError(f"no config file {name_or_path}; give a YAML path or one of {packaged_configs()}")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {name_or_path} is not UTF-8 text; save it as UTF-8 YAML") from None
     try:
         config = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config {name_or_path} is not valid YAML ({first_line(error)})") from None
-    validate_config(config, str(name_or_path))
+    validate_config(config, f"config {name_or_path}")
     return config
 
 
-def validate_config(config: dict[str, Any], where: str = "the config") -> None:
-    if not isinstance(config, dict):
-        raise ConfigError(f"{where} must be a YAML mapping")
+# -- the schema: one checker per kind of value --------------------------------------------------------
+
+
+def _fail(where: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{where} is {value!r}; give {allowed}")
+
+
+def _whole(low: int = 1, high: int | None = None) -> Callable[[Any, str], None]:
+    def check(value: Any, where: str) -> None:
+        too_high = high is not None and isinstance(value, int) and value > high
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or too_high:
+            span = f"from {low} to {high:,}" if high is not None else f"at least {low}"
+            raise _fail(where, value, f"a whole number {span}")
+
+    return check
+
+
+def _text(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise _fail(where, value, "a text")
+
+
+def _switch(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        raise _fail(where, value, "true or false")
+
+
+def _optional(check: Callable[[Any, str], None]) -> Callable[[Any, str], None]:
+    def optional(value: Any, where: str) -> None:
+        if value is not None:
+            check(value, where)
+
+    return optional
+
+
+def _list_of(check: Callable[[Any, str], None], example: str) -> Callable[[Any, str], None]:
+    def checked(value: Any, where: str) -> None:
+        if not isinstance(value, list) or not value:
+            raise _fail(where, value, f"a list, for example {example}")
+        for item in value:
+            check(item, where)
+
+    return checked
+
+
+def _flags(value: Any, where: str) -> None:
+    """A mapping of ``sws train`` flags, every name and value checked by its table."""
+    check_settings(value, where)
+
+
+def _methods(value: Any, where: str) -> None:
+    if not isinstance(value, list):
+        raise _fail(where, value, f"a list of methods from {','.join(METHODS)}")
+    check_methods(value, where)
+
+
+_DEPTH = _whole(1, MAX_DEPTH)
+_DEPTHS = _list_of(_DEPTH, "[4, 6, 8, 12]")
+
+# section -> {key: checker}; a section is a mapping (or left out, or null where it may be)
+SECTIONS: dict[str, dict[str, Callable[[Any, str], None]]] = {
+    "teacher": {"model": _text, "path": _optional(_text), "pretrained": _switch, "train": _flags},
+    "aux": {"model": _text, "layout": _text, "model_kwargs": lambda v, w: _mapping(v, w), "train": _flags},
+    "des_net": {"epochs": _whole(1), "width_lr_scaling": _switch, "train": _flags, "methods": lambda v, w: None},
+    "tleg": {"depth": _DEPTH},
+    "ancestry": {"depth": _DEPTH},
+    "budget": {
+        "depths": lambda v, w: None if v == "all" else _DEPTHS(v, w),
+        "epochs": _whole(1),
+        "sws_epochs": _whole(1),
+        "baselines": lambda v, w: _baselines(v, w),
+        "check_depths": _DEPTHS,
+    },
+}
+TOP_LEVEL: dict[str, Callable[[Any, str], None]] = {
+    "data_set": _optional(_text),
+    "data_path": _optional(_text),
+    "input_size": _optional(_whole(1)),
+    "output_dir": _optional(_text),
+    "seed": _whole(0, MAX_SEED),
+    "device": _text,
+    "depths": _DEPTHS,
+    "methods": _methods,
+    "widths": _optional(_list_of(_whole(1), "[32, 64, 128]")),
+    "train": _flags,
+}
+REQUIRED = {"depths": None, "aux": ("model", "layout"), "des_net": ("epochs",)}
+
+
+def _mapping(value: Any, where: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise _fail(where, value, "a mapping of keys to values")
+    return value
+
+
+def _baselines(value: Any, where: str) -> None:
+    if not isinstance(value, list) or "scratch" not in value or not set(value) <= set(BUDGET_BASELINES):
+        raise _fail(where, value, f"a list of {list(BUDGET_BASELINES)} that holds scratch")
+
+
+def validate_config(config: Any, where: str = "the config") -> None:
+    """Refuse a config whose sections, keys or values are not what sws reads, naming the first one."""
+    _mapping(config, where)
     if "cost" in config:  # sws 0.1's name of the budget study: longer scratch runs at some depths
-        cost = config.pop("cost") or {}
+        cost = _mapping(config.pop("cost") or {}, f"{where}'s cost")
         config.setdefault("budget", {"depths": cost.get("depths", []), "epochs": cost.get("epochs")})
-    unknown = sorted(set(config) - TOP_LEVEL_KEYS)
+    known = set(TOP_LEVEL) | set(SECTIONS)
+    unknown = sorted(map(str, set(config) - known))
     if unknown:
-        raise ConfigError(f"{where} has unknown keys {unknown}; known: {sorted(TOP_LEVEL_KEYS)}")
-    if "methods" in config:
-        check_methods(config["methods"], f"{where}'s methods")
-    depths = config.get("depths", [])
-    if not depths or not all(isinstance(d, int) and d >= 1 for d in depths):
-        raise ConfigError(f"{where} needs depths, a list of whole numbers of layers (for example [4, 6, 8, 12])")
-    budget = config.get("budget") or {}
-    if not isinstance(budget, dict) or not set(budget) <= {"depths", "epochs", "sws_epochs", "baselines"}:
-        raise ConfigError(
-            f"{where}'s budget must be a mapping of depths, epochs, sws_epochs and baselines, not {budget!r}"
-        )
-    baselines = budget.get("baselines", list(BUDGET_BASELINES))
-    if not isinstance(baselines, list) or "scratch" not in baselines or not set(baselines) <= set(BUDGET_BASELINES):
-        raise ConfigError(
-            f"{where}'s budget.baselines is {baselines!r}; give a list of {list(BUDGET_BASELINES)} that holds scratch"
-        )
-    for method, recipe in ((config.get("des_net") or {}).get("methods") or {}).items():
-        recipe = {} if recipe is None else recipe  # an empty entry (`sws:`) gives no flags of its own
-        if not isinstance(recipe, dict):
-            raise ConfigError(
-                f"{where}'s des_net.methods.{method} is {recipe!r}; give a mapping of sws train flags "
-                "(for example {lr: 1.5e-3})"
-            )
+        raise ConfigError(f"{where} has unknown keys {unknown}; known: {sorted(known)}")
+    for key, needs in REQUIRED.items():
+        if config.get(key) is None:
+            raise ConfigError(f"{where} has no {key}; every config needs it (see `sws pipeline --print-config`)")
+        for inner in needs or ():
+            if _mapping(config[key], f"{where}'s {key}").get(inner) is None:
+                raise ConfigError(f"{where}'s {key} has no {inner}; see `sws pipeline --print-config`")
+    for key, check in TOP_LEVEL.items():
+        if key in config:
+            check(config[key], f"{where}'s {key}")
+    for name, keys in SECTIONS.items():
+        _check_section(config.get(name), name, keys, where)
+    _check_methods_section((config.get("des_net") or {}).get("methods"), where)
+
+
+def _check_section(section: Any, name: str, keys: dict[str, Callable[[Any, str], None]], where: str) -> None:
+    if section is None or section == {}:
+        return
+    _mapping(section, f"{where}'s {name}")
+    unknown = sorted(map(str, set(section) - set(keys)))
+    if unknown:
+        raise ConfigError(f"{where}'s {name} has unknown keys {unknown}; known: {sorted(keys)}")
+    for key, check in keys.items():
+        if section.get(key) is not None or (key in section and check is _switch):
+            check(section[key], f"{where}'s {name}.{key}")
+
+
+def _check_methods_section(methods: Any, where: str) -> None:
+    """``des_net.methods``: each method's own ``sws train`` flags, and ``at_depth`` ones for a depth."""
+    if methods is None:
+        return
+    _mapping(methods, f"{where}'s des_net.methods")
+    check_methods(methods, f"{where}'s des_net.methods")
+    for method, recipe in methods.items():
+        at = f"{where}'s des_net.methods.{method}"
+        recipe = {} if recipe is None else _mapping(recipe, at)  # an empty entry (`sws:`) gives no flags
         at_depth = recipe.get("at_depth")
-        if at_depth is not None and not (
-            isinstance(at_depth, dict)
-            and all(isinstance(d, int) and d >= 1 and isinstance(flags, dict) for d, flags in at_depth.items())
-        ):
-            raise ConfigError(
-                f"{where}'s des_net.methods.{method}.at_depth is {at_depth!r}; give a mapping of depths to "
-                "sws train flags (for example {4: {lr: 1.5e-3}})"
-            )
-    widths = config.get("widths")
-    if widths is not None and not (widths and all(isinstance(w, int) and w >= 1 for w in widths)):
-        raise ConfigError(f"{where} has widths {widths!r}; give a list of whole numbers (for example [32, 64, 128])")
+        _flags({k: v for k, v in recipe.items() if k != "at_depth"}, at)
+        if at_depth is None:
+            continue
+        for depth, flags in _mapping(at_depth, f"{at}.at_depth").items():
+            _DEPTH(depth, f"{at}.at_depth's key")
+            _flags(_mapping(flags, f"{at}.at_depth.{depth}"), f"{at}.at_depth.{depth}")
+
+
+def data_of(config: dict[str, Any]) -> dict[str, Any]:
+    """What a config trains on: its data set and data path (two configs with the same are the same
+    data, whatever their subsets)."""
+    return {"data_set": config.get("data_set"), "data_path": config.get("data_path")}
 
 
 def set_des_net_epochs(config: dict[str, Any], epochs: int) -> dict[str, Any]:
@@ -131,55 +235,23 @@ def set_des_net_epochs(config: dict[str, Any], epochs: int) -> dict[str, Any]:
 
 
 def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
-    """``["aux.train.epochs=10", "depths=[6,12]"]``: values are read as YAML."""
+    """``["aux.train.epochs=10", "depths=[6,12]"]``: values are read as YAML (safely)."""
     config = copy.deepcopy(config)
     for assignment in assignments:
         if "=" not in assignment:
             raise ConfigError(f"--set takes key=value (for example aux.train.epochs=10), not {assignment!r}")
         dotted, raw = assignment.split("=", 1)
         keys = dotted.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f"--set {dotted}: a key is empty; write section.key=value")
         node = config
         for key in keys[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {dotted}: {key} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw)
+        node[keys[-1]] = read_yaml_value(raw, f"--set {assignment}")
     validate_config(config, "the config after --set")
     return config
-
-
-def train_flags(*sections: dict[str, Any] | None) -> list[str]:
-    """``sws train`` arguments from flag mappings (later sections win): ``{'lr': 0.001,
-    'unscale-lr': True}`` becomes ``['--lr', '0.001', '--unscale-lr']``; names are checked against
-    ``sws train``'s flags."""
-    parser = build_train_parser()
-    options = {option: action for action in parser._actions for option in action.option_strings}
-    merged: dict[str, Any] = {}
-    for section in sections:
-        for key, value in (section or {}).items():
-            merged[_flag_name(key, options)] = value
-    argv: list[str] = []
-    for flag, value in merged.items():
-        action = options[flag]
-        if action.nargs == 0:  # store_true / store_false
-            if value:
-                argv.append(flag)
-        elif value is None:
-            continue
-        elif isinstance(value, dict):
-            argv += [flag, *(f"{k}={v}" for k, v in value.items())]
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *(str(v) for v in value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
-def _flag_name(key: str, options: dict[str, Any]) -> str:
-    for candidate in (f"--{key}", f"--{key.replace('_', '-')}"):
-        if candidate in options:
-            return candidate
-    raise ConfigError(f"the config sets unknown sws train flag {key!r}; see `sws train --help`")
 
 
 def add_study_arguments(p: argparse.ArgumentParser) -> None:
@@ -190,7 +262,7 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None, help="run folder")
     p.add_argument("--depths", default=None, help="Des-Net depths, e.g. 4,6,8,12")
     p.add_argument("--widths", default=None, help="Des-Net widths, e.g. 32,64,128 (default: the Aux-Net's)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", default=None, help="random seed")
     p.add_argument("--device", default=None, help="auto, cpu, cuda")
     p.add_argument(
         "--set",
@@ -203,10 +275,30 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
-def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The config (``--config``, else ``config_file``, else the default), then the flags, then the
-    ``--set`` assignments. The output folder is the caller's business."""
+def resolve_config(
+    args: argparse.Namespace,
+    config_file: str | os.PathLike[str] | None = None,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The config (``--config``, else ``config_file``, else the default), then the data flags (or
+    ``prepare``, which applies them its own way), then the other flags, then the ``--set``
+    assignments. The output folder is the caller's business."""
     config = load_config(args.config or config_file)
+    config = prepare(config) if prepare is not None else apply_data_flags(config, args)
+    if args.seed is not None:
+        config["seed"] = _seed(args.seed)
+    if args.device is not None:
+        config["device"] = args.device
+    if args.depths:
+        config["depths"] = comma_separated_ints(args.depths, "--depths")
+    if args.widths:
+        config["widths"] = comma_separated_ints(args.widths, "--widths", "32,64,128")
+    return apply_overrides(config, args.assignments)
+
+
+def apply_data_flags(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``--data-set`` and ``--data-path``: a built-in data set's config pointed at a folder reads
+    an ImageFolder there."""
     data_set = args.data_set.upper() if args.data_set and "/" not in args.data_set else args.data_set
     if args.data_path:
         config["data_path"] = args.data_path
@@ -215,11 +307,11 @@ def resolve_config(args: argparse.Namespace, config_file: str | os.PathLike[str]
         )
     elif data_set:
         config["data_set"] = data_set
-    for key in ("seed", "device"):
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    if args.depths:
-        config["depths"] = comma_separated_ints(args.depths, "--depths")
-    if args.widths:
-        config["widths"] = comma_separated_ints(args.widths, "--widths", "32,64,128")
-    return apply_overrides(config, args.assignments)
+    return config
+
+
+def _seed(text: str) -> int:
+    seed = comma_separated_ints(text, "--seed", "0")
+    if len(seed) != 1 or not 0 <= seed[0] <= MAX_SEED:
+        raise ConfigError(f"--seed {text}: give one whole number from 0 to {MAX_SEED:,}")
+    return seed[0]
