@@ -109,8 +109,14 @@ def test_tensors_that_disagree_with_metadata_are_refused(saved) -> None:
 
 
 def test_a_layout_that_disagrees_with_the_tensors_is_refused(saved) -> None:
-    _rewrite(saved, metadata_changes={"layout": "1,1,1"})
+    _rewrite(saved, metadata_changes={"layout": "1,1,1", "aux_depth": "3"})
     with pytest.raises(LearngeneFileError, match=r"missing stages\.2"):
+        Learngene.load(saved)
+
+
+def test_a_layout_that_disagrees_with_the_aux_depth_is_refused(saved) -> None:
+    _rewrite(saved, metadata_changes={"layout": "1,1,1"})
+    with pytest.raises(LearngeneFileError, match="says a 4-layer Aux-Net but layout 1,1,1 has 3"):
         Learngene.load(saved)
 
 

@@ -9,6 +9,7 @@ any change of function.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 
+from sws.cost import available_memory_bytes
 from sws.errors import IncompatibleModelError
 
 # Keyword arguments of timm's VisionTransformer that make it an SWS-shaped network: no class
@@ -41,7 +43,7 @@ def square_size(size: int | tuple[int, int] | list[int]) -> int:
     if isinstance(size, (tuple, list)):
         if len(size) != 2 or size[0] != size[1]:
             raise IncompatibleModelError(f"sws supports square images and patches only, not {tuple(size)}")
-        return int(size[0])
+        return size[0]
     return size
 
 
@@ -66,8 +68,18 @@ class ViTArchitecture:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise IncompatibleModelError(f"{name} must be a positive whole number, not {value!r}")
-        if self.num_classes < 0:
-            raise IncompatibleModelError(f"num_classes must be 0 (no head) or more, not {self.num_classes}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise IncompatibleModelError(
+                f"num_classes must be 0 (no head) or a positive whole number, not {self.num_classes!r}"
+            )
+        for name in ("mlp_ratio", "norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise IncompatibleModelError(f"{name} must be a positive number, not {value!r}")
+        if not isinstance(self.qkv_bias, bool):
+            raise IncompatibleModelError(f"qkv_bias must be true or false, not {self.qkv_bias!r}")
+        if self.mlp_hidden_dim < 1:
+            raise IncompatibleModelError(f"mlp_ratio {self.mlp_ratio} leaves no MLP unit at width {self.embed_dim}")
         if self.embed_dim % self.num_heads:
             raise IncompatibleModelError(
                 f"width {self.embed_dim} does not split into {self.num_heads} attention heads; "
@@ -120,9 +132,11 @@ class ViTArchitecture:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ViTArchitecture:
+    def from_dict(cls, values: Any) -> ViTArchitecture:
+        if not isinstance(values, dict):
+            raise IncompatibleModelError(f"an architecture is a mapping of its fields, not {values!r}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(map(str, set(values) - known))
         if unknown:
             raise IncompatibleModelError(f"unknown architecture fields {unknown}; expected some of {sorted(known)}")
         return cls(**values)
@@ -205,6 +219,21 @@ def outer_tensor_shapes(architecture: ViTArchitecture) -> dict[str, tuple[int, .
 
 def des_net_num_params(architecture: ViTArchitecture, depth: int) -> int:
     """Parameters of a Des-Net of ``depth`` layers, counted from tensor shapes."""
-    block = sum(torch.Size(s).numel() for s in block_tensor_shapes(architecture).values())
-    outer = sum(torch.Size(s).numel() for s in outer_tensor_shapes(architecture).values())
+    block = sum(math.prod(s) for s in block_tensor_shapes(architecture).values())
+    outer = sum(math.prod(s) for s in outer_tensor_shapes(architecture).values())
     return outer + depth * block
+
+
+def check_buildable(architecture: ViTArchitecture, depth: int, what: str) -> None:
+    """Refuse, before any tensor is allocated, a network whose float32 weights alone exceed the memory
+    this machine has available (a mistyped width, depth or image size would end in an allocator's
+    traceback, or swap for minutes)."""
+    params = des_net_num_params(architecture, depth)
+    available = available_memory_bytes()
+    if available is not None and 4 * params > available:
+        raise IncompatibleModelError(
+            f"{what} (depth {depth}, width {architecture.embed_dim}, {architecture.img_size} px images in patches of "
+            f"{architecture.patch_size}) has {params:,} parameters, {4 * params / 2**30:,.1f} GiB in float32, more "
+            f"than the {available / 2**30:,.1f} GiB this machine has available; choose a smaller width, depth or "
+            "image size"
+        )

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,9 +28,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import Block
 
-from sws.architecture import DEIT_WIDTHS, ViTArchitecture
+from sws.architecture import DEIT_WIDTHS, ViTArchitecture, check_buildable
 from sws.errors import ConfigError
-from sws.layout import StageLayout
+from sws.layout import StageLayout, check_depth
 
 # Sub-modules of a timm Block that carry weights. A layer position shares these with the first
 # block of its stage; its drop-path modules (one rate per position) are its own.
@@ -83,6 +85,9 @@ class AuxNetBase(VisionTransformer):
             qkv_bias=qkv_bias,
             norm_eps=norm_eps,
         )
+        check_depth(depth, "an Aux-Net")
+        # timm builds every layer's block before they are tied, so the check counts them all
+        check_buildable(architecture, depth, f"a {depth}-layer Aux-Net")
         super().__init__(depth=depth, drop_path_rate=drop_path_rate, **architecture.timm_kwargs(), **kwargs)
 
     @property
@@ -159,34 +164,55 @@ default_cfgs = generate_default_cfgs(
 )
 
 
-def _create_aux_net(variant: str, pretrained: bool = False, **kwargs: Any) -> AuxNet:
+# ``aux_deit_small_patch16_224_L16_33433``: DeiT width, patch size, image size and stage layout
+AUX_NAME = re.compile(r"^aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_(L\d+_[\d-]+)$")
+
+
+def aux_net_from_name(name: str, pretrained: bool = False, **kwargs: Any) -> AuxNet:
+    """The Aux-Net that an SWS name spells (any width word, patch and image size and layout, registered
+    or not); ``kwargs`` override the shape (``img_size``: the data's), except a ``layout`` that
+    contradicts the name's."""
+    match = AUX_NAME.match(name)
+    if match is None:
+        raise ConfigError(f"{name} is not an Aux-Net name such as aux_deit_small_patch16_224_L16_33433")
     if pretrained:
         raise ConfigError(
-            f"{variant} has no released weights; train one with `sws train --model {variant}` "
+            f"{name} has no released weights; train one with `sws train --model {name}` "
             "or load a learngene with `sws expand`"
         )
-    return build_model_with_cfg(AuxNet, variant, pretrained, **kwargs)
+    size, patch, img, suffix = match.groups()
+    layout = StageLayout.parse(suffix)
+    asked = kwargs.pop("layout", None)
+    if asked is not None and StageLayout.parse(asked) != layout:
+        raise ConfigError(
+            f"model {name} has layout {layout} but --layout (or layout=) asks for {StageLayout.parse(asked)}; "
+            f"drop one, or use the name aux_net with --layout"
+        )
+    for unused in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(unused, None)
+    args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
+    if name in default_cfgs:  # a registered name: its pretrained_cfg too (timm's distillation task needs one)
+        return build_model_with_cfg(AuxNet, name, False, layout=layout, **args)
+    return AuxNet(layout, **args)
 
 
-@register_model
-def aux_deit_tiny_patch16_224_L16_33433(pretrained: bool = False, **kwargs: Any) -> AuxNet:
-    """The paper's 16-layer Aux-Net (stages 3,3,4,3,3) at DeiT-Tiny width."""
-    args = {"layout": PAPER_LAYOUT, "patch_size": 16, **DEIT_WIDTHS["tiny"]}
-    return _create_aux_net("aux_deit_tiny_patch16_224_L16_33433", pretrained, **{**args, **kwargs})
+def _register_paper_aux_nets() -> None:
+    """Register the paper's Aux-Nets, ``aux_deit_{tiny,small,base}_patch16_224_L16_33433``."""
+    module = sys.modules[__name__]
+    for size in DEIT_WIDTHS:
+        name = f"aux_deit_{size}_patch16_224_{PAPER_LAYOUT.suffix}"
+
+        def entrypoint(pretrained: bool = False, _name: str = name, **kwargs: Any) -> AuxNet:
+            return aux_net_from_name(_name, pretrained, **kwargs)
+
+        entrypoint.__name__ = entrypoint.__qualname__ = name
+        entrypoint.__module__ = __name__
+        entrypoint.__doc__ = f"The paper's 16-layer Aux-Net (stages {PAPER_LAYOUT}) at DeiT-{size.capitalize()} width."
+        setattr(module, name, entrypoint)
+        register_model(entrypoint)
 
 
-@register_model
-def aux_deit_small_patch16_224_L16_33433(pretrained: bool = False, **kwargs: Any) -> AuxNet:
-    """The paper's Aux-S: 16 layers in stages 3,3,4,3,3 at DeiT-Small width."""
-    args = {"layout": PAPER_LAYOUT, "patch_size": 16, **DEIT_WIDTHS["small"]}
-    return _create_aux_net("aux_deit_small_patch16_224_L16_33433", pretrained, **{**args, **kwargs})
+_register_paper_aux_nets()
 
 
-@register_model
-def aux_deit_base_patch16_224_L16_33433(pretrained: bool = False, **kwargs: Any) -> AuxNet:
-    """The paper's Aux-B: 16 layers in stages 3,3,4,3,3 at DeiT-Base width."""
-    args = {"layout": PAPER_LAYOUT, "patch_size": 16, **DEIT_WIDTHS["base"]}
-    return _create_aux_net("aux_deit_base_patch16_224_L16_33433", pretrained, **{**args, **kwargs})
-
-
-__all__ = ["PAPER_LAYOUT", "SHARED_BLOCK_PARTS", "AuxNet", "create_aux_net"]
+__all__ = ["AUX_NAME", "PAPER_LAYOUT", "SHARED_BLOCK_PARTS", "AuxNet", "aux_net_from_name", "create_aux_net"]

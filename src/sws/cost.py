@@ -9,6 +9,8 @@ resident high-water mark on Linux).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula, sdpa_flop_count
@@ -72,3 +74,19 @@ def peak_memory_mb(device: torch.device) -> float:
     # ru_maxrss is kilobytes on Linux, bytes on macOS, and survives exec from the parent process
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this machine can give a new allocation: Linux's ``MemAvailable`` (free memory plus the
+    caches it can drop), else the free pages; ``None`` where neither is known."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -16,14 +16,16 @@ Example:
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 import timm
 from timm.models import VisionTransformer, register_model
 
-from sws.architecture import DEIT_WIDTHS, TIMM_NORM_EPS, ViTArchitecture
+from sws.architecture import DEIT_WIDTHS, TIMM_NORM_EPS, ViTArchitecture, check_buildable
 from sws.errors import ConfigError
+from sws.layout import check_depth
 
 # The registered Des-Net depths per DeiT width (the official code's names cover 6 to 16 layers).
 REGISTERED_DEPTHS = range(1, 25)
@@ -54,35 +56,46 @@ def create_des_net(
     ``kwargs`` go to timm's ``VisionTransformer`` (dropout rates, ...) or, when they name an
     architecture field (``embed_dim=192``), change the architecture.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ConfigError(f"a Des-Net needs at least 1 layer, not {depth!r}")
+    check_depth(depth, "a Des-Net")
     architecture = architecture or ViTArchitecture()
     arch_fields = set(architecture.to_dict())
     changes = {k: kwargs.pop(k) for k in list(kwargs) if k in arch_fields}
     if changes:
         architecture = architecture.replace(**changes)
+    check_buildable(architecture, depth, f"a {depth}-layer Des-Net")
     model_args = des_net_kwargs(architecture, depth)
     return timm.create_model(timm_base_name(architecture), drop_path_rate=drop_path_rate, **model_args, **kwargs)
 
 
+# ``deit_small_patch16_224_L12``: DeiT width, patch size, image size and depth (the official names)
+DES_NAME = re.compile(r"^deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
+
+
+def des_net_from_name(name: str, pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """The Des-Net that a name spells (any width word, patch and image size and depth, registered or
+    not); ``kwargs`` override the shape (``img_size``: the data's)."""
+    match = DES_NAME.match(name)
+    if match is None:
+        raise ConfigError(f"{name} is not a Des-Net name such as deit_small_patch16_224_L12")
+    if pretrained:
+        raise ConfigError(f"{name} has no released weights; initialize it with `sws expand` or --load-gene")
+    for unused in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(unused, None)
+    size, patch, img, depth = match.groups()
+    architecture = ViTArchitecture(**DEIT_WIDTHS[size], patch_size=int(patch), img_size=int(img))
+    return create_des_net(int(depth), architecture, **kwargs)
+
+
 def _register_deit_depths() -> None:
-    """Register ``deit_{tiny,small,base}_patch16_224_L{depth}`` as in the official code."""
+    """Register ``deit_{tiny,small,base}_patch16_224_L{depth}`` as in the official code; each builds
+    through ``des_net_from_name``, the one reader of such names."""
     module = sys.modules[__name__]
-    for size, widths in DEIT_WIDTHS.items():
+    for size in DEIT_WIDTHS:
         for depth in REGISTERED_DEPTHS:
             name = f"deit_{size}_patch16_224_L{depth}"
 
-            def entrypoint(
-                pretrained: bool = False, _name: str = name, _depth: int = depth, _widths: dict = widths, **kwargs: Any
-            ) -> VisionTransformer:
-                if pretrained:
-                    raise ConfigError(
-                        f"{_name} has no released weights; initialize it with `sws expand` or --load-gene"
-                    )
-                for unused in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-                    kwargs.pop(unused, None)
-                arch = ViTArchitecture(patch_size=16, **_widths)
-                return create_des_net(_depth, arch, **kwargs)
+            def entrypoint(pretrained: bool = False, _name: str = name, **kwargs: Any) -> VisionTransformer:
+                return des_net_from_name(_name, pretrained, **kwargs)
 
             entrypoint.__name__ = entrypoint.__qualname__ = name
             entrypoint.__module__ = __name__

@@ -28,7 +28,9 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -37,14 +39,15 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from sws.architecture import ViTArchitecture, block_tensor_shapes, des_net_num_params, outer_tensor_shapes
 from sws.aux_net import AuxNet
-from sws.errors import IncompatibleModelError, LearngeneFileError, caller_stacklevel
+from sws.errors import IncompatibleModelError, LearngeneFileError, caller_stacklevel, first_line
 from sws.fileio import atomic_path, sniff_format
-from sws.layout import StageLayout
+from sws.layout import StageLayout, check_depth
 from sws.version import __version__
 
 TensorDict = dict[str, torch.Tensor]
@@ -182,7 +185,7 @@ class Learngene(ABC):
         self.check()
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=self.metadata())
+            write_safetensors(tmp, tensors, self.metadata())
         return Path(path)
 
     @staticmethod
@@ -196,10 +199,15 @@ class Learngene(ABC):
                 "make one with `sws extract CHECKPOINT` or `sws import-official CHECKPOINT`"
             )
         version = metadata.get("format_version", "")
-        if not version.isdigit() or int(version) > FORMAT_VERSION:
+        if not re.fullmatch(r"[0-9]{1,6}", version):
             raise LearngeneFileError(
-                f"{path} has learngene format version {version!r}, newer than this sws reads "
-                f"({FORMAT_VERSION}); upgrade sws"
+                f"{path} has learngene format version {version!r}, not a whole number; the file was edited or "
+                "written by another tool: extract it again"
+            )
+        if int(version) > FORMAT_VERSION:
+            raise LearngeneFileError(
+                f"{path} has learngene format version {version}, newer than this sws reads ({FORMAT_VERSION}); "
+                "upgrade sws"
             )
         kind = metadata.get("kind", "")
         if kind not in Learngene._kinds:
@@ -209,12 +217,14 @@ class Learngene(ABC):
         try:
             architecture = ViTArchitecture.from_dict(json.loads(metadata["architecture"]))
             common = {
-                "aux_depth": int(metadata["aux_depth"]),
-                "training": json.loads(metadata.get("training") or "{}"),
+                "aux_depth": check_depth(json.loads(metadata["aux_depth"]), "the learngene's Aux-Net"),
+                "training": _training_metadata(json.loads(metadata.get("training") or "{}"), architecture),
                 "source": metadata.get("source", ""),
             }
             gene = Learngene._kinds[kind]._from_metadata(architecture, tensors, metadata, **common)
-        except (KeyError, ValueError, TypeError) as error:
+        except KeyError as error:
+            raise LearngeneFileError(f"{path} lacks the learngene metadata {error}; extract it again") from None
+        except (ValueError, TypeError) as error:
             if isinstance(error, LearngeneFileError):
                 raise
             raise LearngeneFileError(f"{path} has malformed learngene metadata ({error}); extract it again") from None
@@ -234,7 +244,7 @@ class Learngene(ABC):
             **{k: v for k, v in self._kind_metadata().items()},
         }
         info["depths"] = {
-            str(d): {
+            str(check_depth(d)): {
                 "mapping": (list(m) if (m := self.default_mapping(d)) is not None else None),
                 "des_net_params": des_net_num_params(self.architecture, d),
             }
@@ -304,7 +314,12 @@ class SWSLearngene(Learngene):
 
     @classmethod
     def _from_metadata(cls, architecture, tensors, metadata, **common):  # type: ignore[no-untyped-def]
-        return cls(architecture, tensors, StageLayout.parse(metadata["layout"]), **common)
+        layout = StageLayout.parse(metadata["layout"])
+        if common["aux_depth"] != layout.depth:
+            raise LearngeneFileError(
+                f"the metadata says a {common['aux_depth']}-layer Aux-Net but layout {layout} has {layout.depth} layers"
+            )
+        return cls(architecture, tensors, layout, **common)
 
 
 def load_outer_tensors(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
@@ -331,15 +346,28 @@ def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tenso
             "it may be truncated or corrupt, or another kind of file: copy or extract it again"
         )
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as error:
+        return read_safetensors_bytes(path.read_bytes())
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
         raise LearngeneFileError(
-            f"{path} is not a readable safetensors file ({error}); it may be truncated or corrupt: "
+            f"{path} is not a readable safetensors file ({first_line(error)}); it may be truncated or corrupt: "
             "copy or extract it again"
         ) from None
-    return metadata, tensors
+
+
+def read_safetensors_bytes(data: bytes) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a safetensors file's bytes. Read in Python rather than by path, so
+    that any file name the system allows works (Rust takes only UTF-8 names)."""
+    header_length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + header_length])
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("its metadata is not a mapping of strings")
+    return dict(metadata), dict(safetensors_load(data))
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file through Python's own file (any name the system allows)."""
+    path.write_bytes(safetensors_save(tensors, metadata=metadata))
 
 
 def _few(names: Sequence[str], limit: int = 4) -> str:
@@ -373,6 +401,27 @@ TRAINING_RECORD_KEYS = (
     "distillation_tau",
     "seed",
 )
+
+
+def _training_metadata(training: Any, architecture: ViTArchitecture) -> dict[str, Any]:
+    """A learngene's ``training`` record, checked where sws reads it: the normalization (``mean``,
+    ``std``) that expansion writes into a Des-Net's ``config.json``, one finite number per channel
+    (``std`` positive)."""
+    if not isinstance(training, dict):
+        raise ValueError(f"training is {training!r}, not a mapping")
+    for key in ("mean", "std"):
+        value = training.get(key)
+        if value is None:
+            continue
+        numbers = isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
+        if not numbers or len(value) != architecture.in_chans or (key == "std" and min(value) <= 0):
+            raise ValueError(
+                f"training.{key} is {value!r}; it must be {architecture.in_chans} finite number(s), one per "
+                "input channel" + (", all positive" if key == "std" else "")
+            )
+    return training
 
 
 def training_record(settings: Any) -> dict[str, Any]:

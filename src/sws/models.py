@@ -15,21 +15,24 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import timm
 import torch.nn as nn
 
-from sws.architecture import DEIT_WIDTHS, ViTArchitecture
-from sws.aux_net import AuxNet, create_aux_net
-from sws.des_net import create_des_net
-from sws.errors import ConfigError, UnknownModelArgument
-from sws.layout import StageLayout
-from sws.tleg import TLEGAuxNet
+from sws.architecture import ViTArchitecture
+from sws.aux_net import AUX_NAME, AuxNet, aux_net_from_name, create_aux_net
+from sws.des_net import DES_NAME, create_des_net, des_net_from_name
+from sws.errors import ConfigError, UnknownModelArgument, first_line
+from sws.tleg import TLEG_NAME, TLEGAuxNet, tleg_aux_net_from_name
 
-_AUX_NAME = re.compile(r"^aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_(L\d+_[\d-]+)$")
-_TLEG_NAME = re.compile(r"^tleg_aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
-_DES_NAME = re.compile(r"^deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
+# SWS names of any shape, each read by the one function of its kind (registered names build through it too)
+NAMED: tuple[tuple[re.Pattern[str], Callable[..., nn.Module]], ...] = (
+    (AUX_NAME, aux_net_from_name),
+    (TLEG_NAME, tleg_aux_net_from_name),
+    (DES_NAME, des_net_from_name),
+)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -40,8 +43,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         return _create_model(name, **kwargs)
     except TypeError as error:
         match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
-        if match is None:
-            raise
+        if match is None:  # an argument of the wrong type, given twice, ...: the model's own words
+            raise ConfigError(f"cannot build model {name} with {kwargs} ({first_line(error)})") from None
         raise UnknownModelArgument(
             f"model {name} does not take the argument {match.group(1)!r} (from --model-kwargs or the config); "
             "remove it or check its spelling",
@@ -62,19 +65,10 @@ def _create_model(name: str, **kwargs: Any) -> nn.Module:
         depth = kwargs.pop("depth")
         arch_fields = set(ViTArchitecture().to_dict())
         arch = ViTArchitecture(**{k: kwargs.pop(k) for k in list(kwargs) if k in arch_fields})
-        return create_des_net(int(depth), arch, **kwargs)
-    if match := _AUX_NAME.match(name):
-        size, patch, img, suffix = match.groups()
-        args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
-        return create_aux_net(StageLayout.parse(suffix), **args)
-    if match := _TLEG_NAME.match(name):
-        size, patch, img, depth = match.groups()
-        args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
-        return TLEGAuxNet(depth=int(depth), **args)
-    if match := _DES_NAME.match(name):
-        size, patch, img, depth = match.groups()
-        arch = ViTArchitecture(**DEIT_WIDTHS[size], patch_size=int(patch), img_size=int(img))
-        return create_des_net(int(depth), arch, **kwargs)
+        return create_des_net(depth, arch, **kwargs)
+    for pattern, build in NAMED:
+        if pattern.match(name):
+            return build(name, **kwargs)
     raise ConfigError(
         f"unknown model {name!r}: use a timm model name (timm.list_models()), an Aux-Net name such as "
         "aux_deit_small_patch16_224_L16_33433, a Des-Net name such as deit_small_patch16_224_L12, or "
@@ -86,9 +80,7 @@ def is_vit_family(name: str) -> bool:
     """Whether ``name`` builds a ViT that takes ``img_size`` (SWS models and timm ViT/DeiT names)."""
     return bool(
         name in ("aux_net", "tleg_aux_net", "des_net")
-        or _AUX_NAME.match(name)
-        or _TLEG_NAME.match(name)
-        or _DES_NAME.match(name)
+        or any(pattern.match(name) for pattern, _ in NAMED)
         or name.startswith(("vit_", "deit_", "deit3_"))
     )
 

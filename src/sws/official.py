@@ -30,7 +30,7 @@ import torch
 from sws.architecture import ViTArchitecture
 from sws.checkpoint import is_sws_checkpoint, read_torch_file
 from sws.errors import CheckpointError, LayoutError
-from sws.layout import StageLayout
+from sws.layout import StageLayout, check_depth
 from sws.learngene import Learngene, SWSLearngene, training_record
 from sws.tleg import TLEGLearngene
 
@@ -114,6 +114,9 @@ def import_official(
             f"{name} has no '{entry}' state dict, so it is neither an official SWS nor an official TLEG Aux-Net "
             "checkpoint; a learngene comes from `sws extract` (sws checkpoints) or `sws import-official`"
         )
+    _check_state(state, f"{name}'s '{entry}'")
+    if aux_depth is not None:
+        check_depth(aux_depth, "--aux-depth: the TLEG Aux-Net")
     args = checkpoint.get("args")
     model_name = str(getattr(args, "model", "") or "")
     architecture = _architecture(state, model_name, num_heads, name)
@@ -217,10 +220,30 @@ def _require(state: dict[str, torch.Tensor], keys: Any) -> None:
         )
 
 
+def _check_state(state: dict[Any, Any], what: str) -> None:
+    """Every entry of an official state dict is a tensor under a text key."""
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{what} holds the key {key!r}; a state dict's keys are tensor names (text)")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{what} holds {type(value).__name__} at {key}, not a tensor; the file is damaged")
+
+
+# The ranks an official Aux-Net's outer tensors have: (width, channels, patch, patch), (1, tokens, width)
+_OUTER_RANKS = {"patch_embed.proj.weight": 4, "pos_embed": 3, "head.weight": 2}
+
+
 def _architecture(state: dict[str, torch.Tensor], model_name: str, num_heads: int | None, name: str) -> ViTArchitecture:
     _require(state, ("patch_embed.proj.weight", "pos_embed", "head.weight"))
+    for key, rank in _OUTER_RANKS.items():
+        if state[key].ndim != rank:
+            raise CheckpointError(
+                f"{name}'s {key} has shape {tuple(state[key].shape)}, not the {rank}-D tensor of an official Aux-Net"
+            )
     proj = state["patch_embed.proj.weight"]
-    embed_dim, in_chans, patch_size, _ = proj.shape
+    embed_dim, in_chans, patch_size, patch_width = proj.shape
+    if patch_size != patch_width:
+        raise CheckpointError(f"{name}'s patch projection is {tuple(proj.shape)}: sws imports square patches only")
     num_patches = state["pos_embed"].shape[1]
     side = round(num_patches**0.5)
     if side * side != num_patches:

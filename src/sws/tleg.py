@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -24,9 +25,10 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 from torch.nn.utils import parametrize
 
-from sws.architecture import block_tensor_shapes, outer_tensor_shapes
+from sws.architecture import DEIT_WIDTHS, block_tensor_shapes, outer_tensor_shapes
 from sws.aux_net import AuxNetBase
-from sws.errors import IncompatibleModelError, LayoutError
+from sws.errors import ConfigError, IncompatibleModelError, LayoutError
+from sws.layout import check_depth
 from sws.learngene import Learngene, MappingLike, TensorDict, load_outer_tensors
 
 
@@ -59,9 +61,7 @@ class TLEGAuxNet(AuxNetBase):
     """
 
     def __init__(self, depth: int = 16, **kwargs: Any) -> None:
-        if depth < 1:
-            raise LayoutError(f"a TLEG Aux-Net needs at least 1 layer, not {depth}")
-        super().__init__(depth=depth, **kwargs)
+        super().__init__(depth=check_depth(depth, "a TLEG Aux-Net"), **kwargs)
         self._expand_linearly()
 
     def _expand_linearly(self) -> None:
@@ -92,6 +92,20 @@ class TLEGAuxNet(AuxNetBase):
         return bases, slopes
 
 
+# ``tleg_aux_deit_small_patch16_224_L16``: DeiT width, patch size, image size and depth
+TLEG_NAME = re.compile(r"^tleg_aux_deit_(tiny|small|base)_patch(\d+)_(\d+)_L(\d+)$")
+
+
+def tleg_aux_net_from_name(name: str, **kwargs: Any) -> TLEGAuxNet:
+    """The TLEG Aux-Net that a name spells; ``kwargs`` override the shape."""
+    match = TLEG_NAME.match(name)
+    if match is None:
+        raise ConfigError(f"{name} is not a TLEG Aux-Net name such as tleg_aux_deit_small_patch16_224_L16")
+    size, patch, img, depth = match.groups()
+    args = {**DEIT_WIDTHS[size], "patch_size": int(patch), "img_size": int(img), **kwargs}
+    return TLEGAuxNet(depth=int(depth), **args)
+
+
 class TLEGLearngene(Learngene):
     """A TLEG learngene: ``base.<tensor>`` and ``slope.<tensor>`` for every block tensor."""
 
@@ -112,9 +126,7 @@ class TLEGLearngene(Learngene):
     def descendant_layers(self, depth: int, mapping: MappingLike = None) -> list[TensorDict]:
         if mapping is not None:
             raise LayoutError("a TLEG learngene has no layer mapping: each layer follows base + (l/L) * slope")
-        if depth < 1:
-            raise LayoutError(f"a descendant needs at least 1 layer, not {depth}")
-        return [self.layer_tensors(layer, depth) for layer in range(depth)]
+        return [self.layer_tensors(layer, depth) for layer in range(check_depth(depth))]
 
     def to_aux_net(self) -> TLEGAuxNet:
         model = TLEGAuxNet(depth=self.aux_depth, **self.architecture.to_dict())
