@@ -147,7 +147,7 @@ CASES: list[Case] = [
         d, w / "o", "--model-kwargs", "depth=1", "embed_dim=32", "num_heads=2", "patch_size=4", "foo=1"),
      "does not take the argument 'foo'"),
     ("train --num_workers -1", lambda w, a, d: _fresh_train(d, w / "o", "--num_workers", "-1"), "--num_workers"),
-    ("train --epochs abc", lambda w, a, d: _fresh_train(d, w / "o", "--epochs", "abc"), "invalid int value"),
+    ("train --epochs abc", lambda w, a, d: _fresh_train(d, w / "o", "--epochs", "abc"), "--epochs 'abc' is not allowed"),
     ("a 1-channel teacher on 3-channel data", lambda w, a, d: _fresh_train(
         d, w / "o", "--teacher-model", "test_resnet", "--teacher-path", str(_one_channel_teacher(w)),
         "--distillation-type", "soft"), "teacher cannot read"),
@@ -162,7 +162,7 @@ CASES: list[Case] = [
     ("--eval without weights", lambda w, a, d: _fresh_train(d, w / "o", "--eval"), "--eval evaluates trained"),
     ("a config value of the wrong type", lambda w, a, d: [
         "pipeline", "--set", "aux.train.epochs=abc", "--print-config", "--output_dir", str(w / "p")],
-     "invalid int value"),
+     "aux.train epochs 'abc' is not allowed: give a whole number"),
     ("an empty item in --depths", lambda w, a, d: ["pipeline", "--depths", "4,,8", "--print-config"], "empty item"),
 ]  # fmt: skip
 

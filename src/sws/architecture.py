@@ -169,23 +169,85 @@ class ViTArchitecture:
     def check_fits(self, target: ViTArchitecture, what: str = "the requested model") -> None:
         """Raise unless learngene tensors of this shape can be copied into ``target``.
 
-        Width, MLP width, patch size, channels and qkv bias must agree; the head count may differ
-        (the tensors have the same shape) and the image size may differ (the position embedding is
-        resampled); the classifier is copied only when the class counts agree.
+        Width, MLP width, patch size and qkv bias must agree; the head count may differ (the tensors
+        have the same shape), the image size may differ (the position embedding is resampled) and so
+        may the channels where the patch embedding can be fitted (``fit_patch_embed``); the
+        classifier is copied only when the class counts agree.
         """
         problems = []
         for name, fix in (
             ("embed_dim", "use a model of the learngene's width"),
             ("mlp_hidden_dim", "use the learngene's MLP ratio"),
             ("patch_size", "use the learngene's patch size"),
-            ("in_chans", "use data with the learngene's number of channels"),
             ("qkv_bias", "match the learngene's qkv bias"),
         ):
             mine, theirs = getattr(self, name), getattr(target, name)
             if mine != theirs:
                 problems.append(f"{name} {theirs} != learngene's {mine} ({fix})")
+        if not channels_fit(self.in_chans, target.in_chans):
+            problems.append(_channels_problem(self.in_chans, target.in_chans))
         if problems:
             raise IncompatibleModelError(f"the learngene does not fit {what}: " + "; ".join(problems))
+
+
+def channels_fit(trained: int, wanted: int) -> bool:
+    """Whether a patch embedding trained on ``trained``-channel images can read ``wanted`` channels:
+    the same, from 1 (replicated), from 3 (timm's rule) or to 1 (summed)."""
+    return trained == wanted or trained in (1, 3) or (wanted == 1 and trained <= 3)
+
+
+def _channels_problem(trained: int, wanted: int) -> str:
+    return (
+        f"its patch embedding reads {trained}-channel images and cannot be fitted to {wanted} (sws fits 1 or 3 "
+        "channels to any number, and any number up to 3 to 1): convert the images to 1 or 3 channels"
+    )
+
+
+def fit_patch_embed(weight: torch.Tensor, in_chans: int) -> tuple[torch.Tensor, str]:
+    """A patch projection for ``in_chans``-channel images from one trained on others, and what was done:
+    from one channel it is replicated and divided by the count (a grey image copied to every channel
+    gives the same embedding); from three, or to one, timm's ``adapt_input_conv`` (repeat and rescale,
+    or sum: a grey image's embedding is kept)."""
+    trained = weight.shape[1]
+    if trained == in_chans:
+        return weight, "kept"
+    if not channels_fit(trained, in_chans):
+        raise IncompatibleModelError(f"the patch embedding does not fit: {_channels_problem(trained, in_chans)}")
+    if trained == 1:
+        return weight.repeat(1, in_chans, 1, 1) / in_chans, f"{trained} -> {in_chans} (replicated)"
+    from timm.models import adapt_input_conv
+
+    return adapt_input_conv(in_chans, weight), f"{trained} -> {in_chans} ({'summed' if in_chans == 1 else 'repeated'})"
+
+
+def fit_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], prefix_tokens: int = 0) -> tuple[torch.Tensor, str]:
+    """A position embedding for a ``grid`` of patches after ``prefix_tokens`` class or register slots,
+    from one of another grid, and what was done: prefix slots the model lacks are dropped (DeiT's
+    fine-tuning rule) and the patch grid is resampled bicubically (timm's ``resample_abs_pos_embed``)."""
+    from timm.layers import resample_abs_pos_embed
+
+    if pos_embed.ndim != 3:
+        raise IncompatibleModelError(f"a position embedding is (1, tokens, width), not {tuple(pos_embed.shape)}")
+    tokens = pos_embed.shape[1]
+    # the source's prefix slots: the model's count when the rest is a square grid, else the fewest that are
+    counts = [prefix_tokens, *range(0, 9)]
+    source_prefix = next((p for p in counts if 0 < tokens - p == math.isqrt(tokens - p) ** 2), None)
+    if source_prefix is None:
+        raise IncompatibleModelError(f"a position embedding of {tokens} tokens is not a square grid of patches")
+    if source_prefix < prefix_tokens:
+        raise IncompatibleModelError(
+            f"the position embedding has {source_prefix} class/register slot(s) but the model needs {prefix_tokens}"
+        )
+    side = math.isqrt(tokens - source_prefix)
+    if source_prefix > prefix_tokens:
+        pos_embed = pos_embed[:, source_prefix - prefix_tokens :]
+        source_prefix = prefix_tokens
+    if (side, side) == tuple(grid) and source_prefix == prefix_tokens:
+        return pos_embed, "copied"
+    resampled = resample_abs_pos_embed(
+        pos_embed, new_size=list(grid), old_size=[side, side], num_prefix_tokens=source_prefix
+    )
+    return resampled, f"resampled {side}x{side} -> {grid[0]}x{grid[1]}"
 
 
 def block_tensor_shapes(architecture: ViTArchitecture) -> dict[str, torch.Size]:

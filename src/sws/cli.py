@@ -4,6 +4,7 @@
     sws extract CHECKPOINT --out LEARNGENE [--ema]
     sws expand LEARNGENE --depth L [--layers-source 0,0,1,...] [--num-classes N] --out DIR
     sws info FILE [--depths 6,8,12] [--json]
+    sws report RUN_DIR   (report.md and plots again, from results.json)
     sws train ...        (the official SWS/DeiT flags; see `sws train --help`)
     sws pipeline ...     (the whole SWS pipeline on built-in or given data)
     sws compare ...      (SWS against other initializations, with a report)
@@ -17,6 +18,7 @@ import argparse
 import errno
 import importlib
 import json
+import math
 import os
 import sys
 import warnings
@@ -24,17 +26,34 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sws.errors import SWSError
+from sws.errors import ConfigError, SWSError
 from sws.expansion import expand, save_des_net
 from sws.extraction import extract, load_learngene
 from sws.fileio import check_output_file
+from sws.layout import check_depth
 from sws.learngene import Learngene
 from sws.official import import_official
 from sws.parsing import Parser, comma_separated_ints
+from sws.records import Results
+from sws.report import write_report
 
 
-def _depths(text: str) -> list[int]:
-    return comma_separated_ints(text, "--depths", "6,8,12")
+def _depths(text: str | None) -> list[int]:
+    """``--depths``, read after argparse (whose own wording would replace sws's message)."""
+    if text is None:
+        return []
+    return [check_depth(depth, "--depths: a Des-Net") for depth in comma_separated_ints(text, "--depths", "6,8,12")]
+
+
+def _check_expand_args(args: argparse.Namespace) -> None:
+    """The numbers ``sws expand`` passes on: normalization finite (std positive), a seed torch takes."""
+    for flag, values in (("--mean", args.mean), ("--std", args.std)):
+        bad = [v for v in values or () if not math.isfinite(v) or (flag == "--std" and v <= 0)]
+        if bad:
+            rule = "positive numbers" if flag == "--std" else "finite numbers"
+            raise ConfigError(f"{flag} {bad[0]:g} is not allowed: give {rule}, one per input channel")
+    if not 0 <= args.width_seed < 2**63:
+        raise ConfigError(f"--width-seed {args.width_seed} is not allowed: give a whole number from 0 to 2**63 - 1")
 
 
 def _write_learngene(gene: Learngene, args: argparse.Namespace, source: str) -> None:
@@ -61,6 +80,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def cmd_expand(args: argparse.Namespace) -> None:
+    _check_expand_args(args)
     gene = load_learngene(args.learngene)
     model = expand(
         gene,
@@ -68,6 +88,7 @@ def cmd_expand(args: argparse.Namespace) -> None:
         mapping=args.layers_source,
         num_classes=args.num_classes,
         img_size=args.img_size,
+        in_chans=args.in_chans,
         num_heads=args.num_heads,
         embed_dim=args.width,
         width_seed=args.width_seed,
@@ -89,6 +110,7 @@ def cmd_expand(args: argparse.Namespace) -> None:
     mapping = ",".join(map(str, expansion.mapping)) if expansion.mapping is not None else "linear (TLEG)"
     params = sum(p.numel() for p in model.parameters())
     width = "" if expansion.width == "kept" else f", {expansion.width}"
+    width += "" if expansion.channels == "kept" else f", channels {expansion.channels}"
     print(
         f"wrote {args.out}: {args.depth}-layer Des-Net, {params / 1e6:.2f}M params, layers from {mapping}, "
         f"head {expansion.head}, pos_embed {expansion.pos_embed}{width}"
@@ -97,12 +119,21 @@ def cmd_expand(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    depths = _depths(args.depths)
     gene = load_learngene(args.file)
-    info = gene.describe(args.depths or ())
+    info = gene.describe(depths)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return
     print(_format_info(args.file, info))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    results = Results.load(args.run)
+    where = Path(args.run)
+    out = Path(args.out) if args.out else (where if where.is_dir() else where.parent)
+    paths = write_report(results, out, results_json=False)
+    print(f"wrote {paths['report']} and {len(paths) - 1} plot(s)")
 
 
 def _summary(gene: Any) -> str:
@@ -178,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="classes (default: the learngene's; another count gets a new head)")
     p.add_argument("--img-size", type=int, help="input size (default: the learngene's; pos_embed is resampled)")
     p.add_argument(
+        "--in-chans", type=int, help="image channels (default: the learngene's; the patch embedding is fitted)"
+    )
+    p.add_argument(
         "--width",
         type=int,
         help="embedding width (default: the learngene's; wider replicates, narrower selects; see sws.width)",
@@ -196,9 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("info", help="describe a learngene: kind, layout, widths, parameters, mappings")
     p.add_argument("file", help="learngene file (or an official or sws Aux-Net checkpoint)")
-    p.add_argument("--depths", type=_depths, help="Des-Net depths to show mappings for, e.g. 6,8,12")
+    p.add_argument("--depths", help="Des-Net depths to show mappings for, e.g. 6,8,12")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+    p = commands.add_parser("report", help="write report.md and the plots again from a study's results.json")
+    p.add_argument("run", help="the folder of an sws pipeline or compare (or its results.json)")
+    p.add_argument("--out", help="folder to write report.md and the plots into (default: beside results.json)")
+    p.set_defaults(func=cmd_report)
 
     for name, help_text in DELEGATED_HELP.items():
         # these commands own their parsers (see `sws NAME --help`); listed here for `sws --help`

@@ -29,16 +29,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 from safetensors.torch import save_file
-from timm.layers import resample_abs_pos_embed
 from timm.models import VisionTransformer
 from timm.models._hub import save_config_for_hf
 
-from sws.architecture import TIMM_NORM_EPS, ViTArchitecture
+from sws.architecture import TIMM_NORM_EPS, ViTArchitecture, fit_patch_embed, fit_pos_embed
 from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
 from sws.errors import IncompatibleModelError, caller_stacklevel
 from sws.fileio import check_output_dir, write_files_atomic
-from sws.learngene import Learngene, warn_head_count_change
-from sws.width import change_width, new_architecture
+from sws.learngene import Learngene, TensorDict, warn_head_count_change
+from sws.width import change_width, new_architecture, width_change_note
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,13 @@ class Expansion:
     head: str  # "copied" or "new"
     pos_embed: str  # "copied" or "resampled HxW -> HxW"
     width: str = "kept"  # or how the learngene's width was changed (``sws.width``)
+    channels: str = "kept"  # or how the patch embedding was fitted to the images' channels
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["mapping"] = list(self.mapping) if self.mapping is not None else None
+        if self.channels == "kept":  # the record of every same-channel expansion stays as it was
+            del values["channels"]
         return values
 
 
@@ -64,6 +66,7 @@ def expand(
     *,
     num_classes: int | None = None,
     img_size: int | None = None,
+    in_chans: int | None = None,
     num_heads: int | None = None,
     embed_dim: int | None = None,
     width_seed: int = 0,
@@ -72,7 +75,8 @@ def expand(
 ) -> VisionTransformer:
     """Build a Des-Net of ``depth`` layers initialized from ``learngene``.
 
-    ``num_classes``, ``img_size`` and ``embed_dim`` default to the learngene's. Another
+    ``num_classes``, ``img_size``, ``in_chans`` and ``embed_dim`` default to the learngene's (other
+    channels get the patch embedding fitted: ``sws.architecture.fit_patch_embed``). Another
     ``embed_dim`` grows or shrinks the learngene first (``sws.width``: wider by replication,
     function-preserving at integer multiples; narrower by selection), keeping the head dimension
     unless ``num_heads`` is given. At the learngene's width, another ``num_heads`` is allowed with a
@@ -86,7 +90,8 @@ def expand(
         target = new_architecture(target, embed_dim, num_heads)
     elif num_heads is not None:
         target = target.replace(num_heads=num_heads)
-    changes = {k: v for k, v in (("num_classes", num_classes), ("img_size", img_size)) if v is not None}
+    asked = (("num_classes", num_classes), ("img_size", img_size), ("in_chans", in_chans))
+    changes = {k: v for k, v in asked if v is not None}
     model = create_des_net(depth, target.replace(**changes), drop_path_rate=drop_path_rate, **kwargs)
     expansion = initialize_from_learngene(model, learngene, mapping, width_seed=width_seed)
     model.sws_expansion = expansion  # provenance, saved by save_des_net
@@ -94,37 +99,66 @@ def expand(
 
 
 def initialize_from_learngene(
-    model: nn.Module, learngene: Learngene, mapping: Sequence[int] | str | None = None, *, width_seed: int = 0
+    model: nn.Module,
+    learngene: Learngene,
+    mapping: Sequence[int] | str | None = None,
+    *,
+    width_seed: int = 0,
+    new_head: bool = False,
 ) -> Expansion:
     """Initialize an SWS-shaped ViT (a Des-Net, built by any name) from ``learngene`` in place; a
-    model of another width gets the learngene changed to its width and head count first."""
+    model of another width gets the learngene changed to its width and head count first, images of
+    other channels a fitted patch embedding. The classifier is copied when the class counts agree,
+    unless ``new_head`` (a target whose classes are not the learngene's)."""
     _check_sws_shaped(model)
     target = ViTArchitecture.of(model)
     width_note = "kept"
     if target.embed_dim != learngene.architecture.embed_dim:
+        before = learngene.architecture
         learngene = change_width(learngene, target.embed_dim, target.num_heads, seed=width_seed)
-        width_note = learngene.source.rsplit(" | ", 1)[-1]
+        width_note = width_change_note(before, learngene.architecture, width_seed)
     learngene.architecture.check_fits(target, f"this {len(model.blocks)}-layer model")
     warn_head_count_change(learngene.architecture.num_heads, target.num_heads)
     depth = len(model.blocks)
     layers = learngene.descendant_layers(depth, mapping)
+    _check_shared_layers(model, layers)
     used_mapping = _resolved_mapping(learngene, depth, mapping)
     if mapping is None:
         _warn_dropped_stages(learngene, depth, used_mapping)
     outer = learngene.outer_tensors()
+    patch_weight, channels_note = fit_patch_embed(outer["patch_embed.proj.weight"], target.in_chans)
+    pos_embed, pos_embed_note = fit_pos_embed(outer["pos_embed"], tuple(model.patch_embed.grid_size))
+    head_copied = not new_head and "head.weight" in outer and target.num_classes == learngene.architecture.num_classes
     with torch.no_grad():
-        model.patch_embed.proj.weight.copy_(outer["patch_embed.proj.weight"])
+        model.patch_embed.proj.weight.copy_(patch_weight)
         model.patch_embed.proj.bias.copy_(outer["patch_embed.proj.bias"])
-        pos_embed_note = _copy_pos_embed(model, outer["pos_embed"])
+        model.pos_embed.copy_(pos_embed)
         model.norm.weight.copy_(outer["norm.weight"])
         model.norm.bias.copy_(outer["norm.bias"])
-        head_copied = "head.weight" in outer and target.num_classes == learngene.architecture.num_classes
         if head_copied:
             model.head.weight.copy_(outer["head.weight"])
             model.head.bias.copy_(outer["head.bias"])
         for block, tensors in zip(model.blocks, layers, strict=True):
             block.load_state_dict(tensors)
-    return Expansion(depth, used_mapping, "copied" if head_copied else "new", pos_embed_note, width_note)
+    head = "copied" if head_copied else "new"
+    return Expansion(depth, used_mapping, head, pos_embed_note, width_note, channels_note)
+
+
+def _check_shared_layers(model: nn.Module, layers: Sequence[TensorDict]) -> None:
+    """Layers that share one block (an Aux-Net) can take one set of tensors only: refuse a mapping
+    that gives them different ones, which would leave the last one's in the shared block."""
+    positions: dict[int, list[int]] = {}
+    for position, block in enumerate(model.blocks):
+        positions.setdefault(id(block.attn), []).append(position)
+    for group in positions.values():
+        first = layers[group[0]]
+        for other in group[1:]:
+            if any(not torch.equal(first[name], layers[other][name]) for name in first):
+                raise IncompatibleModelError(
+                    f"layers {group[0]} and {other} of this model share one block (an Aux-Net), but the learngene "
+                    "gives them different tensors; rebuild an Aux-Net with gene.to_aux_net(), or expand a plain "
+                    "Des-Net with sws.expand"
+                )
 
 
 def _resolved_mapping(learngene: Learngene, depth: int, mapping: Sequence[int] | str | None) -> tuple[int, ...] | None:
@@ -150,24 +184,6 @@ def _warn_dropped_stages(learngene: Learngene, depth: int, used_mapping: tuple[i
         f"every stage is kept from depth {layout.num_stages} (or pass a mapping to choose which to keep)",
         stacklevel=caller_stacklevel(),
     )
-
-
-def _copy_pos_embed(model: nn.Module, pos_embed: torch.Tensor) -> str:
-    old_grid = _grid(pos_embed.shape[1])
-    new_grid = tuple(model.patch_embed.grid_size)
-    if tuple(old_grid) == new_grid:
-        model.pos_embed.copy_(pos_embed)
-        return "copied"
-    resampled = resample_abs_pos_embed(pos_embed, new_size=list(new_grid), old_size=list(old_grid), num_prefix_tokens=0)
-    model.pos_embed.copy_(resampled)
-    return f"resampled {old_grid[0]}x{old_grid[1]} -> {new_grid[0]}x{new_grid[1]}"
-
-
-def _grid(num_patches: int) -> tuple[int, int]:
-    side = round(num_patches**0.5)
-    if side * side != num_patches:
-        raise IncompatibleModelError(f"a position embedding of {num_patches} tokens is not a square grid")
-    return side, side
 
 
 def is_sws_shaped(model: nn.Module) -> bool:

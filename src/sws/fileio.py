@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -42,7 +44,34 @@ def _read_umask() -> int:
 
 
 UMASK = _read_umask()  # read once, at import: setting it later races with other threads' files
-TEMPORARY = ".sws-tmp"  # the suffix of every temporary that sws writes, and nothing else's
+TEMPORARY = ".sws-tmp"  # the suffix of every temporary that sws writes
+# a temporary's whole name: ``.NAME.PID-RANDOM.sws-tmp`` (mkstemp's 8 random characters); a user's
+# file that merely ends in .sws-tmp does not match, and the writer's process id tells a killed
+# write's leftovers from a write in progress
+_TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[a-z0-9_]{8}\.sws-tmp$")
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _is_stale_temporary(entry: Path, target: str | None = None) -> bool:
+    """Whether ``entry`` is a temporary that sws wrote (of ``target``, when given) in a process that
+    has ended."""
+    match = _TEMPORARY_NAME.match(entry.name)
+    if match is None or (target is not None and match["target"] != target):
+        return False
+    return not _process_alive(int(match["pid"]))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid at all: leave its file alone
+    return True
 
 
 def _new_file_mode(path: Path) -> int:
@@ -121,7 +150,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY, dir=path.parent)
+    _remove_stale_temporaries_of(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=TEMPORARY, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -155,7 +185,8 @@ def write_files_atomic(folder: str | os.PathLike[str], writers: dict[str, Callab
                 write(tmp)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TEMPORARY, dir=folder.parent))
+    _remove_stale_temporaries_of(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(folder), suffix=TEMPORARY, dir=folder.parent))
     try:
         for name, write in writers.items():
             write(tmp / name)
@@ -194,16 +225,30 @@ def _swap_in(new: Path, target: Path) -> None:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporaries (``*.sws-tmp``, files or folders) that a killed atomic write left in
-    ``folder`` or below it (call while holding the folder's lock, so that no write is in progress)."""
+    """Remove the temporaries that killed atomic writes left in ``folder`` or below it: only names of
+    sws's own pattern (``.NAME.PID-RANDOM.sws-tmp``) written by processes that have ended."""
     removed = []
     for entry in sorted(Path(folder).rglob(f"*{TEMPORARY}"), reverse=True):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        elif entry.exists() or entry.is_symlink():
-            entry.unlink()
-        removed.append(entry)
+        if _is_stale_temporary(entry):
+            _remove(entry)
+            removed.append(entry)
     return removed
+
+
+def _remove_stale_temporaries_of(path: Path) -> None:
+    """Before writing ``path``: the temporaries a killed write of the same name left beside it (a
+    killed ``sws expand`` holds no run lock, so nothing else would remove them)."""
+    if path.parent.is_dir():
+        for entry in path.parent.glob(f".{glob.escape(path.name)}.*{TEMPORARY}"):
+            if _is_stale_temporary(entry, path.name):
+                _remove(entry)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    elif entry.exists() or entry.is_symlink():
+        entry.unlink()
 
 
 class RunLock:
@@ -224,7 +269,8 @@ class RunLock:
         import fcntl
 
         while True:
-            handle = self.path.open("a+")
+            # any file name and argv the system allows, even bytes that are not UTF-8
+            handle = self.path.open("a+", encoding="utf-8", errors="backslashreplace")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -282,7 +328,7 @@ def run_folder(folder: str | os.PathLike[str] | None, enabled: bool = True) -> I
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")  # a non-UTF-8 path, written as it is
     return Path(path)
 
 

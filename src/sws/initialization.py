@@ -28,6 +28,7 @@ Every function returns a record of what it did, kept in the run's summary.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -41,7 +42,7 @@ import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
 from timm.models import VisionTransformer
 
-from sws.architecture import ViTArchitecture
+from sws.architecture import ViTArchitecture, fit_patch_embed, fit_pos_embed
 from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_file
 from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel
 from sws.expansion import initialize_from_learngene
@@ -58,6 +59,8 @@ class InitOptions:
     layers_source: str | None = None
     ancestry: str | os.PathLike[str] | None = None
     inherit_layers: int | None = None
+    finetune: str | os.PathLike[str] | None = None
+    new_head: bool = False  # a new classifier even when the class counts agree (other data's classes)
 
     @property
     def k(self) -> int:
@@ -97,7 +100,7 @@ class InitMethod:
     def source_flag(self) -> str | None:
         """The ``sws train`` flag that passes the source."""
         flags = {"learngene": "load-gene", "width_learngene": "load-gene", "tleg_learngene": "load-gene"}
-        return {**flags, "ancestry": "ancestry"}.get(self.source or "")
+        return {**flags, "ancestry": "ancestry", "pretrained": "finetune"}.get(self.source or "")
 
 
 def _apply_learngene(kind: str | None) -> Callable[[nn.Module, InitOptions], dict[str, Any]]:
@@ -109,7 +112,7 @@ def _apply_learngene(kind: str | None) -> Callable[[nn.Module, InitOptions], dic
             raise ConfigError(
                 f"--init {kind} but {options.load_gene} is a {gene.kind} learngene; use --init {gene.kind}"
             )
-        expansion = initialize_from_learngene(model, gene, options.layers_source)
+        expansion = initialize_from_learngene(model, gene, options.layers_source, new_head=options.new_head)
         return {"method": gene.kind, "learngene": str(options.load_gene), **expansion.to_dict()}
 
     return apply
@@ -119,13 +122,20 @@ def _apply_select(model: nn.Module, options: InitOptions) -> dict[str, Any]:
     return {
         "method": "select",
         "ancestry": str(options.ancestry),
-        **select_layers(model, load_ancestry(options.ancestry)),
+        **select_layers(model, load_ancestry(options.ancestry), new_head=options.new_head),
     }
 
 
 def _apply_inherit(model: nn.Module, options: InitOptions) -> dict[str, Any]:
     ancestry = load_ancestry(options.ancestry)
-    return {"method": "inherit", "ancestry": str(options.ancestry), **inherit_last_layers(model, ancestry, options.k)}
+    inherited = inherit_last_layers(model, ancestry, options.k, new_head=options.new_head)
+    return {"method": "inherit", "ancestry": str(options.ancestry), **inherited}
+
+
+def _apply_pretrained(model: nn.Module, options: InitOptions) -> dict[str, Any]:
+    if not options.finetune:
+        raise ConfigError("--init pretrain-finetune starts from a pre-trained model of this size: give --finetune")
+    return {**load_finetune_weights(model, options.finetune), "method": "pretrain-finetune"}
 
 
 def _apply_scratch(model: nn.Module, options: InitOptions) -> dict[str, Any]:
@@ -142,6 +152,10 @@ def _learngene_params(path: Path | None, options: InitOptions) -> int:
 
 def _ancestry_params(path: Path | None, options: InitOptions) -> int:
     return sum(p.numel() for p in load_ancestry(path).parameters())
+
+
+def _checkpoint_params(path: Path | None, options: InitOptions) -> int:
+    return sum(p.numel() for p in model_from_checkpoint(load_checkpoint(path)).parameters())
 
 
 def _inherited_params(path: Path | None, options: InitOptions) -> int:
@@ -199,6 +213,15 @@ METHODS: dict[str, InitMethod] = {
             stored_params=_inherited_params,
         ),
         InitMethod(
+            name="pretrain-finetune",
+            label="pre-trained at every size",
+            style="C7",
+            source="pretrained",
+            stores="one pre-trained model per size",
+            apply=_apply_pretrained,
+            stored_params=_checkpoint_params,
+        ),
+        InitMethod(
             name="scratch",
             label="from scratch",
             style="C3",
@@ -241,6 +264,8 @@ def initialize_model(
     """Initialize ``model`` in place by ``method`` (a ``METHODS`` name, or ``auto``: the learngene's own
     kind when ``options.load_gene`` is given, else scratch) or from a whole ``finetune`` checkpoint."""
     options = options or InitOptions()
+    if method == "pretrain-finetune":
+        return METHODS[method].apply(model, InitOptions(**{**vars(options), "finetune": finetune}))
     if finetune and (options.load_gene or method not in ("auto", "scratch")):
         raise ConfigError("--finetune starts from a whole model; do not combine it with --load-gene or --init")
     if finetune:
@@ -268,19 +293,22 @@ def _check_ancestry_fits(model: nn.Module, ancestry: VisionTransformer) -> None:
     ViTArchitecture.of(ancestry).check_fits(ViTArchitecture.of(model), "the Des-Net (from the ancestry)")
 
 
-def select_layers(model: nn.Module, ancestry: VisionTransformer) -> dict[str, Any]:
-    """Evenly spaced ancestry layers, plus embeddings, final norm and (same classes) head."""
+def select_layers(model: nn.Module, ancestry: VisionTransformer, new_head: bool = False) -> dict[str, Any]:
+    """Evenly spaced ancestry layers, plus embeddings, final norm and (same classes, unless
+    ``new_head``) head."""
     _check_ancestry_fits(model, ancestry)
     depth, ancestry_depth = len(model.blocks), len(ancestry.blocks)
     chosen = [i * ancestry_depth // depth for i in range(depth)]
     with torch.no_grad():
         for layer, source in enumerate(chosen):
             model.blocks[layer].load_state_dict(ancestry.blocks[source].state_dict())
-        outer = _copy_outer(model, ancestry, embeddings=True)
+        outer = _copy_outer(model, ancestry, embeddings=True, new_head=new_head)
     return {"layers": chosen, **outer}
 
 
-def inherit_last_layers(model: nn.Module, ancestry: VisionTransformer, k: int) -> dict[str, Any]:
+def inherit_last_layers(
+    model: nn.Module, ancestry: VisionTransformer, k: int, new_head: bool = False
+) -> dict[str, Any]:
     """The ancestry's last ``k`` layers (and final norm) on top of randomly initialized ones."""
     _check_ancestry_fits(model, ancestry)
     depth, ancestry_depth = len(model.blocks), len(ancestry.blocks)
@@ -290,22 +318,32 @@ def inherit_last_layers(model: nn.Module, ancestry: VisionTransformer, k: int) -
     with torch.no_grad():
         for layer, source in pairs:
             model.blocks[layer].load_state_dict(ancestry.blocks[source].state_dict())
-        outer = _copy_outer(model, ancestry, embeddings=False)
+        outer = _copy_outer(model, ancestry, embeddings=False, new_head=new_head)
     return {"layers": {str(layer): source for layer, source in pairs}, **outer}
 
 
-def _copy_outer(model: nn.Module, ancestry: VisionTransformer, embeddings: bool) -> dict[str, str]:
+def _copy_outer(model: nn.Module, ancestry: VisionTransformer, embeddings: bool, new_head: bool) -> dict[str, str]:
     model.norm.load_state_dict(ancestry.norm.state_dict())
     record = {"head": "new", "pos_embed": "new"}
     if embeddings:
-        model.patch_embed.load_state_dict(ancestry.patch_embed.state_dict())
-        model.pos_embed.copy_(_fit_pos_embed(ancestry.pos_embed, model))
+        weight, channels = fit_patch_embed(ancestry.patch_embed.proj.weight, model.patch_embed.proj.in_channels)
+        model.patch_embed.proj.weight.copy_(weight)
+        model.patch_embed.proj.bias.copy_(ancestry.patch_embed.proj.bias)
+        model.pos_embed.copy_(fit_pos_embed(ancestry.pos_embed, tuple(model.patch_embed.grid_size), _prefix(model))[0])
         record["pos_embed"] = "copied"
+        if channels != "kept":
+            record["channels"] = channels
     heads = (model.head, ancestry.head)
-    if all(isinstance(h, nn.Linear) for h in heads) and heads[0].weight.shape == heads[1].weight.shape:
+    same = all(isinstance(h, nn.Linear) for h in heads) and heads[0].weight.shape == heads[1].weight.shape
+    if same and not new_head:
         model.head.load_state_dict(ancestry.head.state_dict())
         record["head"] = "copied"
     return record
+
+
+def _prefix(model: nn.Module) -> int:
+    """A ViT's class and register token slots before its patches in the position embedding."""
+    return model.pos_embed.shape[1] - math.prod(model.patch_embed.grid_size)
 
 
 def _fit_pos_embed(pos_embed: torch.Tensor, model: nn.Module) -> torch.Tensor:

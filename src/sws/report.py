@@ -24,19 +24,20 @@ from sws.plots import label_of, plot_top1_vs_epoch, plot_top1_vs_flops, plot_top
 from sws.records import Results, RunRecord, as_results
 
 
-def write_report(results: Results | dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.json``, ``report.md`` and the plots (``top1_vs_flops.png`` with a budget study)."""
+def write_report(results: Results | dict[str, Any], out_dir: str | Path, results_json: bool = True) -> dict[str, Path]:
+    """Write ``results.json`` (unless ``results_json`` is false), ``report.md`` and the plots
+    (``top1_vs_flops.png`` with a budget study)."""
     results = as_results(results)
     analysis = analyse(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "results": out_dir / "results.json",
         "report": out_dir / "report.md",
         "epochs_plot": out_dir / "top1_vs_epoch.png",
         "params_plot": out_dir / "top1_vs_params.png",
     }
-    write_json_atomic(paths["results"], results.to_json())
+    if results_json:
+        paths["results"] = write_json_atomic(out_dir / "results.json", results.to_json())
     plot_top1_vs_epoch(results, paths["epochs_plot"])
     plot_top1_vs_params(results, paths["params_plot"])
     if analysis.budget is not None:

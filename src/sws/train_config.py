@@ -176,7 +176,7 @@ FLAGS: tuple[Flag, ...] = (
     *_flags(
         "optimization",
         ("--batch-size", INT, 64, "batch size per process", at_least(1)),
-        ("--epochs", INT, 300, "epochs to train", at_least(0)),
+        ("--epochs", INT, 300, "epochs to train", Rule(lambda v: v >= 0, lambda: "at least 1 (0 only with --eval)")),
         ("--accumulation-step", INT, 1, "micro-batches per optimizer step", at_least(1)),
         ("--opt", TEXT, "adamw", "optimizer (timm name)", one_of(_optimizers)),
         ("--opt-eps", FLOAT, 1e-8, "optimizer epsilon", above(0)),

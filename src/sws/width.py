@@ -134,7 +134,7 @@ def change_width(
     index = index_maps(old, new)
     generator = torch.Generator().manual_seed(seed)
     tensors = _changed_tensors(gene, index, generator, split)
-    note = _provenance(old, new, seed, split)
+    note = width_change_note(old, new, seed, split)
     return _rebuild(gene, new, tensors, f"{gene.source} | {note}" if gene.source else note)
 
 
@@ -314,7 +314,7 @@ def _warn_if_function_changes(old: ViTArchitecture, new: ViTArchitecture) -> Non
         )
 
 
-def _provenance(old: ViTArchitecture, new: ViTArchitecture, seed: int, split: Split) -> str:
+def width_change_note(old: ViTArchitecture, new: ViTArchitecture, seed: int, split: Split = "random") -> str:
     """What ``source`` records, e.g. ``width 32->64 (2->4 heads; replicated x2, random split, seed 0;
     function-preserving)``."""
     heads = f"{old.num_heads}->{new.num_heads} heads"
