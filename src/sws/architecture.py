@@ -293,9 +293,10 @@ def check_buildable(architecture: ViTArchitecture, depth: int, what: str) -> Non
     params = des_net_num_params(architecture, depth)
     available = available_memory_bytes()
     if available is not None and 4 * params > available:
+        a = architecture
         raise IncompatibleModelError(
-            f"{what} (depth {depth}, width {architecture.embed_dim}, {architecture.img_size} px images in patches of "
-            f"{architecture.patch_size}) has {params:,} parameters, {4 * params / 2**30:,.1f} GiB in float32, more "
-            f"than the {available / 2**30:,.1f} GiB this machine has available; choose a smaller width, depth or "
-            "image size"
+            f"{what} (depth {depth}, embed_dim {a.embed_dim}, img_size {a.img_size}, patch_size {a.patch_size}, "
+            f"num_classes {a.num_classes}) has {params:,} parameters, {4 * params / 2**30:,.1f} GiB in float32, more "
+            f"than the {available / 2**30:,.1f} GiB this machine has available; choose a smaller width, depth, image "
+            "size or class count"
         )

@@ -259,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_traceback = "--traceback" in argv or os.environ.get("SWS_TRACEBACK") == "1"
     argv = [a for a in argv if a != "--traceback"]
     warnings.filterwarnings("default", module="sws")
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints escaped, not as a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         if argv and argv[0] in DELEGATED:
             entry: Callable[[list[str]], Any] = importlib.import_module(DELEGATED[argv[0]]).main

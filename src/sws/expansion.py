@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import save_file
 from timm.models import VisionTransformer
 from timm.models._hub import save_config_for_hf
 
@@ -36,7 +35,7 @@ from sws.architecture import TIMM_NORM_EPS, ViTArchitecture, fit_patch_embed, fi
 from sws.des_net import create_des_net, des_net_kwargs, timm_base_name
 from sws.errors import IncompatibleModelError, caller_stacklevel
 from sws.fileio import check_output_dir, write_files_atomic
-from sws.learngene import Learngene, TensorDict, warn_head_count_change
+from sws.learngene import Learngene, TensorDict, warn_head_count_change, write_safetensors
 from sws.width import change_width, new_architecture, width_change_note
 
 
@@ -269,7 +268,7 @@ def save_des_net(
     return write_files_atomic(
         out_dir,
         {
-            "model.safetensors": lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}),
+            "model.safetensors": lambda tmp: write_safetensors(tmp, state, {"format": "pt"}),
             "config.json": lambda tmp: save_config_for_hf(
                 model, str(tmp), model_config=model_config, model_args=model_args, data_config=data_config
             ),

@@ -217,7 +217,9 @@ def parse_mapping(mapping: Sequence[int] | str) -> tuple[int, ...]:
 def check_depth(depth: object, what: str = "a descendant") -> int:
     """``depth`` if it is a whole number of layers from 1 to ``MAX_DEPTH``, else ``LayoutError``."""
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise LayoutError(f"{what} needs a whole number of layers from 1 to {MAX_DEPTH}, not {depth!r}")
+        raise LayoutError(
+            f"depth {depth!r} of {what} is not allowed: give a whole number of layers from 1 to {MAX_DEPTH}"
+        )
     return depth
 
 

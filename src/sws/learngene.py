@@ -217,7 +217,7 @@ class Learngene(ABC):
         try:
             architecture = ViTArchitecture.from_dict(json.loads(metadata["architecture"]))
             common = {
-                "aux_depth": check_depth(json.loads(metadata["aux_depth"]), "the learngene's Aux-Net"),
+                "aux_depth": _aux_depth(metadata["aux_depth"]),
                 "training": _training_metadata(json.loads(metadata.get("training") or "{}"), architecture),
                 "source": metadata.get("source", ""),
             }
@@ -401,6 +401,13 @@ TRAINING_RECORD_KEYS = (
     "distillation_tau",
     "seed",
 )
+
+
+def _aux_depth(text: str) -> int:
+    """The ``aux_depth`` metadata entry: a whole number of layers."""
+    if not re.fullmatch(r"[0-9]{1,6}", text.strip()):
+        raise ValueError(f"aux_depth is {text!r}, not a whole number of layers")
+    return check_depth(int(text), "the learngene's Aux-Net (aux_depth)")
 
 
 def _training_metadata(training: Any, architecture: ViTArchitecture) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def import_official(
         )
     _check_state(state, f"{name}'s '{entry}'")
     if aux_depth is not None:
-        check_depth(aux_depth, "--aux-depth: the TLEG Aux-Net")
+        check_depth(aux_depth, "the TLEG Aux-Net (--aux-depth, aux_depth)")
     args = checkpoint.get("args")
     model_name = str(getattr(args, "model", "") or "")
     architecture = _architecture(state, model_name, num_heads, name)
@@ -200,7 +200,7 @@ def official_tleg_depth(model_name: str) -> int:
     official code's fixed 12 layers for its ``aux_deit_*_patch16_224`` names."""
     match = re.search(r"_L(\d+)", model_name)
     if match:
-        return int(match.group(1))
+        return check_depth(int(match.group(1)), f"the TLEG Aux-Net {model_name}")
     if model_name in OFFICIAL_TLEG_DEPTHS:
         return OFFICIAL_TLEG_DEPTHS[model_name]
     raise LayoutError(f"cannot tell the TLEG Aux-Net's depth from model name {model_name!r}; pass --aux-depth")

@@ -241,7 +241,8 @@ class Study:
         given = self.given.get("teacher") or teacher.get("path")
         if given:
             return str(given)
-        return None if teacher.get("pretrained") else str(self.run_dir / "teacher" / "checkpoint.pth")
+        trained_here = teacher and not teacher.get("pretrained")  # no teacher section: no teacher at all
+        return str(self.run_dir / "teacher" / "checkpoint.pth") if trained_here else None
 
     def distillation_flags(self) -> dict[str, Any]:
         """The teacher and the Aux-Net's distillation settings, for every run that learns from it."""

@@ -27,7 +27,7 @@ import yaml
 from sws.data import BUILTIN_DATASETS  # pointing such a config at a folder means an ImageFolder
 from sws.errors import ConfigError, first_line
 from sws.initialization import METHODS, check_methods
-from sws.layout import MAX_DEPTH
+from sws.layout import MAX_DEPTH, StageLayout
 from sws.parsing import comma_separated_ints
 from sws.train_config import MAX_SEED, check_settings, read_yaml_value
 
@@ -124,7 +124,12 @@ _DEPTHS = _list_of(_DEPTH, "[4, 6, 8, 12]")
 # section -> {key: checker}; a section is a mapping (or left out, or null where it may be)
 SECTIONS: dict[str, dict[str, Callable[[Any, str], None]]] = {
     "teacher": {"model": _text, "path": _optional(_text), "pretrained": _switch, "train": _flags},
-    "aux": {"model": _text, "layout": _text, "model_kwargs": lambda v, w: _mapping(v, w), "train": _flags},
+    "aux": {
+        "model": _text,
+        "layout": lambda v, w: _layout(v, w),
+        "model_kwargs": lambda v, w: _model_kwargs(v, w),
+        "train": _flags,
+    },
     "des_net": {"epochs": _whole(1), "width_lr_scaling": _switch, "train": _flags, "methods": lambda v, w: None},
     "tleg": {"depth": _DEPTH},
     "ancestry": {"depth": _DEPTH},
@@ -149,6 +154,20 @@ TOP_LEVEL: dict[str, Callable[[Any, str], None]] = {
     "train": _flags,
 }
 REQUIRED = {"depths": None, "aux": ("model", "layout"), "des_net": ("epochs",)}
+
+
+def _layout(value: Any, where: str) -> None:
+    _text(value, where)
+    StageLayout.parse(value)
+
+
+def _model_kwargs(value: Any, where: str) -> None:
+    """The Aux-Net's shape: the study builds every model from it, so its numbers are checked here."""
+    for key, item in _mapping(value, where).items():
+        if key in ("embed_dim", "num_heads", "patch_size", "img_size", "in_chans"):
+            _whole(1)(item, f"{where}.{key}")
+        elif key == "mlp_ratio" and (isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0):
+            raise _fail(f"{where}.{key}", item, "a positive number")
 
 
 def _mapping(value: Any, where: str) -> dict[Any, Any]:
