@@ -11,17 +11,9 @@ import torch
 from PIL import Image
 from timm.data import auto_augment
 
-from sws.data import (
-    AugmentConfig,
-    DataSpec,
-    build_datasets,
-    build_transform,
-    make_pillow_safe,
-    posterize,
-    read_idx,
-    stratified_subset,
-)
+from sws.data import AugmentConfig, DataSpec, TransformPlan, build_datasets, read_idx
 from sws.errors import DataError
+from sws.loaders import build_transform, make_pillow_safe, posterize, stratified_subset
 
 GRAY = DataSpec("gray", 10, 1, 28, (0.5,), (0.25,), hflip=0.0)
 RGB = DataSpec("rgb", 3, 3, 32, hflip=0.5)
@@ -64,7 +56,7 @@ def test_posterize_to_zero_bits_gives_a_black_image_as_older_pillow_did() -> Non
 def test_deits_default_randaugment_runs_over_many_images(spec) -> None:
     """The recipe that crashed in its first epoch with Pillow 13 (posterize keeping 0 bits)."""
     config = AugmentConfig(input_size=spec.native_size, auto_augment="rand-m9-mstd0.5-inc1", reprob=0.25)
-    transform = build_transform(True, spec, config)
+    transform = build_transform(TransformPlan.of(spec, config), is_training=True)
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)

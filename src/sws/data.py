@@ -1,4 +1,4 @@
-"""Data sets, transforms and loaders.
+"""Data sets, and the plan of their transforms.
 
 ``--data-set`` chooses the data:
 
@@ -18,17 +18,19 @@
 any ``x/y``   a timm data set name (``hfds/...``, ``wds/...``, ``torch/...``) at ``--data-path``
 ============  =======================================================================================
 
-Transforms are timm's (DeiT's recipe: RandAugment, random erasing, bicubic resize and centre crop for
-evaluation); images of 32 px or less are randomly cropped with 4 px padding instead of resized, as
-DeiT does. RandAugment's posterize keeps 0 bits at its strongest, which Pillow 13 refuses; sws
-gives those ops the old meaning (a black image) in its own transform, without touching timm.
-``--train-subset N`` keeps a stratified ``N`` training images. Every data set describes itself with
-a :class:`DataSpec` (classes, channels, native size, normalization, whether horizontal flips
-preserve its labels), so nothing downstream branches on a data set's name.
+Transforms follow DeiT's recipe through timm (RandAugment, random erasing, bicubic resize and centre
+crop for evaluation); images of 32 px or less are randomly cropped with padding instead of resized,
+as DeiT does. A :class:`TransformPlan` makes every such decision once, for both data paths (timm's
+PIL transforms in :mod:`sws.loaders`, batched ones in :mod:`sws.device_data`). ``check_auto_augment``,
+``train_interpolations`` and ``check_random_erasing_mode`` say which flag values timm takes.
+Every data set describes itself with a :class:`DataSpec` (classes, channels, native size,
+normalization, whether horizontal flips preserve its labels), so nothing downstream branches on a
+data set's name; its files are checked as they are read, each problem reported in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import math
@@ -39,14 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import torch
+from PIL import Image, UnidentifiedImageError
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from timm.data import auto_augment as timm_auto_augment
-from timm.data.distributed_sampler import RepeatAugSampler
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from timm.data import auto_augment as timm_aa
+from timm.data.transforms import interp_mode_to_str
+from torch.utils.data import Dataset, IterableDataset
 from torchvision import transforms
 
-from sws.errors import DataError, first_line
+from sws.errors import ConfigError, DataError, first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -117,9 +120,13 @@ class ImageFolderDataset(Dataset):
         if not found:
             raise DataError(f"{root} has no class folders; put each class's images in {root}/<class name>/")
         self.classes = list(classes) if classes is not None else found
-        missing = sorted(set(self.classes) - set(found))
+        missing, extra = sorted(set(self.classes) - set(found)), sorted(set(found) - set(self.classes))
         if missing:
             raise DataError(f"{root} lacks class folders {missing} that the training set has; add them")
+        if extra:  # else their images would be dropped without a word
+            raise DataError(
+                f"{root} has class folders {extra} that the training set lacks; add them there or remove them"
+            )
         self.samples: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
             files = sorted(
@@ -151,11 +158,52 @@ class ImageFolderDataset(Dataset):
         try:
             with Image.open(path) as handle:
                 image = handle.convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"cannot read image {path} ({error}); remove or replace the file") from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            raise DataError(f"cannot read image {path} ({first_line(error)}); remove or replace the file") from None
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+class RGBDataset(Dataset):
+    """A map-style data set of PIL images served in RGB, as timm's own readers and :class:`ImageFolderDataset`
+    serve them (timm's torchvision wrappers give MNIST's images in grey, which a 3-channel spec cannot take)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset, self.transform = dataset, None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, label = self.dataset[index]
+        if isinstance(image, Image.Image) and image.mode != "RGB":
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform is not None else image), label
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes free on ``device`` now: a GPU's free memory (``torch.cuda.mem_get_info``), else the host's
+    available RAM (``os.sysconf``; 4 GiB where the platform does not say).
+
+    >>> available_memory("cpu") > 0
+    True
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return 4 * 2**30
+
+
+def check_memory(nbytes: int, what: str, fix: str, devices: Iterable[torch.device | str] = ("cpu",)) -> None:
+    """Refuse ``what`` (``nbytes``) in one line, before it is allocated, when a device has less memory available."""
+    for device in devices:
+        if nbytes > (available := available_memory(device)):
+            gib = f"{nbytes / 2**30:.1f} GiB, over the {available / 2**30:.1f} GiB available on {device}"
+            raise DataError(f"{what} takes {gib}; {fix}")
 
 
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +244,10 @@ def read_idx(path: Path) -> np.ndarray:
             raw = handle.read()
     except (OSError, EOFError) as error:
         raise DataError(f"cannot read {path} ({error}); the file is damaged: fetch it again") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise DataError(f"{path} is not an idx file of unsigned bytes; fetch Fashion-MNIST's original files")
+    if len(raw) < 4 or raw[:2] != b"\0\0":
+        raise DataError(f"{path} is not an idx file (no two zero bytes first); fetch Fashion-MNIST's original files")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: type code 0x{raw[2]:02x} is not 0x08, unsigned bytes; fetch Fashion-MNIST's files")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
@@ -219,6 +269,8 @@ def _find_idx_files(root: Path) -> dict[str, Path] | None:
 
 
 def _fashion_mnist(data_path: str | os.PathLike[str] | None, download: bool) -> dict[str, np.ndarray]:
+    if data_path and Path(data_path).is_file():
+        raise DataError(f"data path {data_path} is a file; give --data-path DIR, the folder with the four idx files")
     roots = [Path(data_path)] if data_path else [DEBIAN_FASHION_MNIST, Path.home() / ".cache" / "sws" / "data"]
     files = next((found for root in roots if (found := _find_idx_files(root))), None)
     if files is None and download:
@@ -231,7 +283,27 @@ def _fashion_mnist(data_path: str | os.PathLike[str] | None, download: bool) -> 
             "(online): python -c \"import torchvision; torchvision.datasets.FashionMNIST('DIR', download=True)\" "
             "and pass --data-path DIR"
         )
-    return {key: read_idx(path) for key, path in files.items()}
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "val"):
+        _check_idx_split(arrays, files, split, len(FASHION_MNIST_CLASSES))
+    return arrays
+
+
+def _check_idx_split(arrays: dict[str, np.ndarray], files: dict[str, Path], split: str, classes: int) -> None:
+    """One split's images are ``N x H x W``, its labels ``N`` numbers below ``classes``."""
+    images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    image_file, label_file = files[f"{split}_images"], files[f"{split}_labels"]
+    fetch = "fetch Fashion-MNIST's original files"
+    if images.ndim != 3:
+        raise DataError(f"{image_file}: images have shape {images.shape}; idx images must be 3-D, N x H x W; {fetch}")
+    if labels.ndim != 1:
+        raise DataError(f"{label_file}: labels have shape {labels.shape}; idx labels must be 1-D, N; {fetch}")
+    if len(images) != len(labels):
+        raise DataError(f"{label_file}: {len(labels)} labels for {len(images)} images, counts must be equal; {fetch}")
+    if len(labels) and labels.max() >= classes:
+        index = int(np.argmax(labels >= classes))
+        label = f"label {labels[index]} (item {index})"
+        raise DataError(f"{label_file}: {label} is out of range; the {classes} classes are 0 to {classes - 1}; {fetch}")
 
 
 def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
@@ -246,19 +318,6 @@ def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
     return _find_idx_files(root)
 
 
-def stratified_subset(labels: np.ndarray, size: int, seed: int = 0, flag: str = "--train-subset") -> np.ndarray:
-    """``size`` indices with every class in its share (rounded), in a seeded choice, sorted."""
-    if not 1 <= size < len(labels) + (flag == "--train-subset"):
-        raise DataError(f"{flag} must be between 1 and the {len(labels)} training images, not {size}")
-    rng = np.random.RandomState(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    shares = np.floor(counts * size / len(labels)).astype(int)
-    for i in np.argsort(-(counts * size / len(labels) - shares))[: size - shares.sum()]:
-        shares[i] += 1  # largest remainders first, so that the shares add up to size
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:share] for c, share in zip(classes, shares, strict=True)]
-    return np.sort(np.concatenate(chosen))
-
-
 def synthetic_datasets(name: str) -> tuple[ArrayImageDataset, ArrayImageDataset, DataSpec]:
     """``SYNTHETIC-224``: 2,560 training and 256 validation images of random colour pixels and random
     labels over 1,000 classes (seeded), for measuring training speed without reading any data."""
@@ -266,6 +325,7 @@ def synthetic_datasets(name: str) -> tuple[ArrayImageDataset, ArrayImageDataset,
     if not size_text.isdigit() or int(size_text) < 1:
         raise DataError(f"--data-set {name}: write SYNTHETIC or SYNTHETIC-<image size>, e.g. SYNTHETIC-224")
     size, rng = int(size_text), np.random.default_rng(0)
+    check_memory(2816 * size * size * 3, f"--data-set {name}: 2,816 images of {size}x{size}x3", "use a smaller size")
 
     def split(count: int) -> ArrayImageDataset:
         return ArrayImageDataset(
@@ -367,6 +427,12 @@ def _timm_datasets(
         if not classes:
             raise DataError(f"data set {name} does not list its classes; pass --num-classes")
         num_classes = len(classes)
+    if classes and num_classes < len(classes):
+        raise DataError(
+            f"--num-classes {num_classes}: data set {name} lists {len(classes)} classes; pass at least that"
+        )
+    if not isinstance(train, IterableDataset):
+        train, val = RGBDataset(train), RGBDataset(val)
     native = 32 if name in ("torch/cifar10", "torch/cifar100") else None
     return train, val, DataSpec(name, num_classes, native_size=native, class_names=tuple(classes or ()))
 
@@ -387,116 +453,145 @@ class AugmentConfig:
     crop_padding: int | None = None  # small images: random-crop padding; None = size / 8 (DeiT: 4 px at 32 px)
 
 
-def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Callable:
-    """DeiT's transforms through timm; at 32 px or less, random crop with padding (training) and no
-    resize (evaluation)."""
-    small = aug.input_size <= 32
-    if is_training:
-        transform = create_transform(
-            input_size=(spec.in_chans, aug.input_size, aug.input_size),
-            is_training=True,
-            hflip=aug.hflip,
-            color_jitter=aug.color_jitter,
-            auto_augment=aug.auto_augment if aug.auto_augment and aug.auto_augment.lower() != "none" else None,
+SMALL_IMAGE = 32  # DeiT: images of this many pixels or fewer get a padded random crop, not a random resized crop
+
+
+@dataclass(frozen=True)
+class TransformPlan:
+    """Every decision of DeiT's transforms for one data set and one recipe, made once in :meth:`of`. The loader
+    path (:func:`build_transform`, timm's PIL transforms) and the device path
+    (:class:`sws.device_data.DeviceAugment`, batched) both read it and decide nothing themselves.
+
+    >>> TransformPlan.of(DataSpec("D", 10, 1, 28), AugmentConfig(32)).train_resize  # 28 px data at 32 px
+    32
+    """
+
+    size: int
+    in_chans: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    train_resize: int | None  # training: a bicubic resize of the short side before the padded crop
+    crop_padding: int | None  # training: a padded random crop, 0 for none; None: a random resized crop instead
+    interpolation: str  # timm's name, for the random resized crop and RandAugment's geometric ops
+    hflip: float
+    auto_augment: str | None  # timm's --aa string; None when off
+    color_jitter: float | None  # None where timm drops the jitter for an auto-augment
+    reprob: float
+    remode: str
+    recount: int
+    eval_resize: int | None  # evaluation: a bicubic resize of the short side, then a centre crop; None: neither
+
+    @classmethod
+    def of(cls, spec: DataSpec, aug: AugmentConfig) -> TransformPlan:
+        size = aug.input_size
+        small, resized = size <= SMALL_IMAGE, spec.native_size != size
+        auto_augment = aug.auto_augment if aug.auto_augment and aug.auto_augment.lower() != "none" else None
+        padding = max(1, round(size / 8)) if aug.crop_padding is None else aug.crop_padding
+        return cls(
+            size=size,
+            in_chans=spec.in_chans,
+            mean=tuple(spec.mean),
+            std=tuple(spec.std),
+            train_resize=size if small and resized else None,
+            crop_padding=padding if small else None,
             interpolation=aug.interpolation,
-            mean=spec.mean,
-            std=spec.std,
-            re_prob=aug.reprob,
-            re_mode=aug.remode,
-            re_count=aug.recount,
+            hflip=aug.hflip,
+            auto_augment=auto_augment,
+            # timm keeps colour jitter beside an auto-augment only for its 3-Augment policies
+            color_jitter=aug.color_jitter if auto_augment is None or "3a" in auto_augment else None,
+            reprob=aug.reprob,
+            remode=check_random_erasing_mode(aug.remode),
+            recount=aug.recount,
+            eval_resize=(size if resized else None) if small else math.floor(size / aug.eval_crop_ratio),
         )
-        if small:  # DeiT: no random-resized crop for tiny images, a padded random crop (4 px at 32 px)
-            padding = max(1, round(aug.input_size / 8)) if aug.crop_padding is None else aug.crop_padding
-            crop: list[Callable] = [transforms.RandomCrop(aug.input_size, padding=padding)] if padding else []
-            if spec.native_size != aug.input_size:
-                crop.insert(0, transforms.Resize(aug.input_size, interpolation=transforms.InterpolationMode.BICUBIC))
-            transform.transforms[0:1] = crop
-        return make_pillow_safe(transform)
-    steps: list[Callable] = []
-    if not small or spec.native_size != aug.input_size:
-        size = aug.input_size if small else math.floor(aug.input_size / aug.eval_crop_ratio)
-        steps += [
-            transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.CenterCrop(aug.input_size),
-        ]
-    steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
-    return transforms.Compose(steps)
 
 
-def posterize(image: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
-    """timm's posterize with its strongest setting kept working: Pillow 13 refuses to keep 0 bits,
-    which older Pillow turned into a black image (every bit masked off); this does the same."""
-    if bits_to_keep >= 8:
-        return image
-    if bits_to_keep <= 0:
-        return Image.new(image.mode, image.size)  # all zeros: black, as masking off all bits gave
-    return ImageOps.posterize(image, bits_to_keep)
-
-
-def make_pillow_safe(transform: Any) -> Any:
-    """Give the posterize ops of a timm transform's RandAugment / AutoAugment / AugMix the
-    ``posterize`` above (in this transform only; timm itself is not changed)."""
-    for step in getattr(transform, "transforms", []):
-        for op in _augment_ops(step):
-            if op.aug_fn is timm_auto_augment.posterize:
-                op.aug_fn = posterize
-    return transform
-
-
-def _augment_ops(step: Any) -> Iterable[Any]:
-    ops = getattr(step, "ops", None)  # RandAugment, AugMixAugment
-    if ops is not None:
-        yield from ops
-    for sub_policy in getattr(step, "policy", None) or []:  # AutoAugment
-        yield from sub_policy
-
-
-class ShardSampler(Sampler[int]):
-    """Rank ``r`` of ``n`` evaluates samples ``r, r+n, ...``: every sample exactly once across ranks
-    (unlike ``DistributedSampler``, which pads with repeats)."""
-
-    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
-        self.indices = list(range(rank, length, num_replicas))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def build_train_sampler(dataset: Dataset, world_size: int, rank: int, seed: int, repeated_aug: bool) -> Sampler[int]:
-    """DeiT's choice: repeated augmentation (3 repeats) across processes when asked and distributed,
-    else a seeded shuffle split across processes (one process is the case ``world_size == 1``)."""
-    if repeated_aug and world_size > 1:
-        return RepeatAugSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
-    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
-
-
-def build_loader(
-    dataset: Dataset,
-    sampler: Sampler[int],
-    batch_size: int,
-    num_workers: int,
-    drop_last: bool,
-    pin_memory: bool = False,
-) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        drop_last=drop_last,
-        persistent_workers=False,
+def timm_training_transform(plan: TransformPlan) -> transforms.Compose:
+    """timm's ``create_transform`` for the plan's training recipe (its random resized crop included)."""
+    return create_transform(
+        input_size=(plan.in_chans, plan.size, plan.size),
+        is_training=True,
+        hflip=plan.hflip,
+        color_jitter=plan.color_jitter,
+        auto_augment=plan.auto_augment,
+        interpolation=plan.interpolation,
+        mean=plan.mean,
+        std=plan.std,
+        re_prob=plan.reprob,
+        re_mode=plan.remode,
+        re_count=plan.recount,
     )
 
 
-def check_not_empty(dataset: Dataset, what: str, batch_size: int, world_size: int, drop_last: bool) -> None:
-    if len(dataset) == 0:
-        raise DataError(f"the {what} set is empty; check --data-path")
-    if drop_last and len(dataset) < batch_size * world_size:
-        raise DataError(
-            f"the {what} set has {len(dataset)} images, fewer than one batch ({batch_size} x {world_size} processes); "
-            "lower --batch-size"
+def timm_auto_augment(plan: TransformPlan) -> Any:
+    """The auto-augment step that timm parses from ``plan.auto_augment`` and builds for the loader path (a
+    ``RandAugment``, ``AutoAugment`` or ``AugMixAugment`` of ``timm.data.auto_augment``); None when off."""
+    if plan.auto_augment is None:
+        return None
+    augments = (timm_aa.RandAugment, timm_aa.AutoAugment, timm_aa.AugMixAugment)
+    return next(step for step in timm_training_transform(plan).transforms if isinstance(step, augments))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What timm accepts, for checking the flags before anything is built
+
+
+def check_auto_augment(text: str | None) -> str | None:
+    """``--aa`` as timm reads it: None for ``none`` or empty, else ``text`` when timm's own parsers
+    (``rand_augment_transform``, ``augment_and_mix_transform``, ``auto_augment_transform``, chosen as
+    ``create_transform`` chooses) take it; :class:`~sws.errors.ConfigError` otherwise.
+
+    >>> check_auto_augment("rand-m9-mstd0.5-inc1")
+    'rand-m9-mstd0.5-inc1'
+    """
+    if not text or text.lower() == "none":
+        return None
+    try:
+        create_transform(input_size=SMALL_IMAGE, is_training=True, auto_augment=text)
+    except (AssertionError, ValueError, KeyError, TypeError) as error:  # timm's parsers assert on what they lack
+        reason = first_line(error) if str(error) else "timm cannot parse it"
+        raise ConfigError(
+            f"--aa {text!r} is not an augmentation timm reads ({reason}); use none, RandAugment "
+            "rand-m<M>[-n<N>][-mstd<S>][-mmax<X>][-p<P>][-inc<0|1>][-t<set>] (e.g. rand-m9-mstd0.5-inc1), "
+            "AugMix augmix-m<M>[-w<W>][-d<D>], or an AutoAugment policy (v0, v0r, original, originalr, 3a)"
+        ) from None
+    return text
+
+
+def train_interpolations() -> tuple[str, ...]:
+    """The ``--train-interpolation`` names timm's training transforms take: ``random`` (bilinear or bicubic,
+    drawn per image) and every filter timm names (``timm.data.transforms.interp_mode_to_str``).
+
+    >>> train_interpolations()[:4]
+    ('random', 'nearest', 'bilinear', 'bicubic')
+    """
+    names = []
+    for mode in transforms.InterpolationMode:
+        with contextlib.suppress(KeyError):  # torchvision modes timm has no name for (nearest-exact)
+            names.append(interp_mode_to_str(mode))
+    return ("random", *names)
+
+
+def check_train_interpolation(text: str) -> str:
+    """``text`` when timm's transforms take it as ``--train-interpolation``; :class:`~sws.errors.ConfigError`
+    otherwise."""
+    if text not in train_interpolations():
+        raise ConfigError(f"--train-interpolation {text!r} is not one of timm's {', '.join(train_interpolations())}")
+    return text
+
+
+RANDOM_ERASING_MODES = ("pixel", "rand", "const")  # timm's RandomErasing: per-pixel noise, per-box noise, zeros
+
+
+def check_random_erasing_mode(text: str) -> str:
+    """``--remode`` as timm's ``RandomErasing`` reads it (any case), lower-cased; :class:`~sws.errors.ConfigError`
+    otherwise.
+
+    >>> check_random_erasing_mode("Pixel")
+    'pixel'
+    """
+    if text.lower() not in RANDOM_ERASING_MODES:
+        raise ConfigError(
+            f"--remode {text!r} is not one of timm's random-erasing modes: {', '.join(RANDOM_ERASING_MODES)}"
         )
+    return text.lower()
