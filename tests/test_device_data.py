@@ -6,9 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import ColorJitter
 
-from sws.data import AugmentConfig, DataSpec, TransformPlan, build_datasets
-from sws.device_data import DeviceAugment, DeviceDataRefused, DeviceImages, DeviceLoader, decode_to_device
+from sws.data import AugmentConfig, DataSpec, TransformPlan, build_datasets, timm_auto_augment
+from sws.device_data import (
+    DeviceAugment,
+    DeviceDataRefused,
+    DeviceImages,
+    DeviceLoader,
+    TimmRandAugment,
+    decode_to_device,
+)
 from sws.loaders import ShardSampler, build_loader, build_train_sampler, build_transform
 from tests.conftest import write_image_folder
 
@@ -224,10 +232,83 @@ def test_decode_refuses_over_the_byte_limit_and_images_of_different_sizes(digits
 
 def test_settings_without_a_batched_version_are_refused_by_name(digits) -> None:
     _, _, spec = digits
-    with pytest.raises(DeviceDataRefused, match="only rand"):
-        DeviceAugment(TransformPlan.of(spec, AugmentConfig(8, auto_augment="v0")), True)
-    with pytest.raises(DeviceDataRefused, match="--recount 2"):
-        DeviceAugment(TransformPlan.of(spec, AugmentConfig(8, recount=2)), True)
+    for refused, match in [
+        (AugmentConfig(8, auto_augment="v0"), "--aa v0 is timm's AutoAugment, which has no batched version here"),
+        (AugmentConfig(8, auto_augment="augmix-m3"), "--aa augmix-m3 is timm's AugMixAugment"),
+        (AugmentConfig(8, auto_augment="rand-t3a"), r"--aa rand-t3a: RandAugment ops \['Desaturate', 'GaussianBlur'\]"),
+        (AugmentConfig(8, recount=2), "--recount 2"),
+        (AugmentConfig(40, interpolation="random"), "--train-interpolation random"),
+    ]:
+        with pytest.raises(DeviceDataRefused, match=match):
+            DeviceAugment(TransformPlan.of(spec, refused), True)
+
+
+@pytest.mark.parametrize(
+    ("native", "size", "train_resize", "padding", "eval_resize"),
+    [
+        (28, 28, None, 4, None),  # small, native: a padded crop, nothing resized
+        (28, 32, 32, 4, 32),  # small, another size: resized first, for training and evaluation
+        (8, 12, 12, 2, 12),  # padding size / 8, rounded
+        (8, 4, 4, 1, 4),  # at least 1 px
+        (224, 224, None, None, 256),  # above 32 px: a random resized crop; evaluation resizes to size / 0.875
+        (None, 40, None, None, 45),
+    ],
+)
+def test_the_plan_decides_the_crop_and_the_resizes_from_the_size_alone(
+    native, size, train_resize, padding, eval_resize
+) -> None:
+    plan = TransformPlan.of(DataSpec("T", 10, 1, native), AugmentConfig(size))
+    assert (plan.train_resize, plan.crop_padding, plan.eval_resize) == (train_resize, padding, eval_resize)
+    assert TransformPlan.of(DataSpec("T", 10, 1, native), AugmentConfig(size, crop_padding=0)).crop_padding == (
+        None if size > 32 else 0
+    )
+
+
+def test_the_plan_keeps_colour_jitter_only_where_timm_keeps_it() -> None:
+    spec = DataSpec("T", 10, 3, 32)
+    assert TransformPlan.of(spec, AugmentConfig(32, color_jitter=0.3, auto_augment="none")).color_jitter == 0.3
+    assert TransformPlan.of(spec, AugmentConfig(32, color_jitter=0.3)).color_jitter is None  # RandAugment on
+    assert TransformPlan.of(spec, AugmentConfig(32, color_jitter=0.3, auto_augment="3a")).color_jitter == 0.3
+    for aa in ("none", "rand-m9-mstd0.5-inc1", "3a"):
+        plan = TransformPlan.of(spec, AugmentConfig(32, color_jitter=0.3, auto_augment=aa))
+        jitters = [step for step in build_transform(plan, True).transforms if isinstance(step, ColorJitter)]
+        assert len(jitters) == (plan.color_jitter is not None), "timm built what the plan says"
+
+
+@pytest.mark.parametrize(
+    "config", ["rand-m9-mstd0.5-inc1", "rand-n3-m7-mstd101-mmax12-p0.7", "rand-m5-inc0", "rand-m9-n2-tweights"]
+)
+def test_randaugments_ops_probabilities_and_magnitudes_are_timms_parse(config) -> None:
+    plan = TransformPlan.of(DataSpec("T", 10, 3, 32), AugmentConfig(32, auto_augment=config))
+    timm_augment = timm_auto_augment(plan)
+    batched = TimmRandAugment(timm_augment)
+    assert batched.num_layers == timm_augment.num_layers
+    assert batched.timm_ops == timm_augment.ops, "timm's own ops: names, probabilities, magnitudes, std, max"
+    assert batched.probs.tolist() == pytest.approx([op.prob for op in timm_augment.ops])
+    kinds = [type(op).__name__ for op in batched.kornia_ops]
+    names = [
+        op.name.removesuffix("Increasing").replace("Color", "Saturate").removesuffix("Rel") for op in batched.timm_ops
+    ]
+    assert kinds == names
+    if timm_augment.choice_weights is None:
+        assert batched.choice_weights is None
+    else:
+        assert batched.choice_weights.tolist() == pytest.approx(list(timm_augment.choice_weights))
+    torch.manual_seed(0)
+    out = batched(torch.rand(64, 3, 16, 16))
+    assert out.shape == (64, 3, 16, 16) and out.isfinite().all()
+
+
+def test_randaugments_probability_is_read_from_timm() -> None:
+    spec = DataSpec("T", 10, 3, 16, (0.0,) * 3, (1.0,) * 3)
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    untouched = []
+    for config in ("rand-m9-p1.0", "rand-m9-p0.0"):
+        aug = AugmentConfig(16, 0.0, config, reprob=0.0, hflip=0.0, crop_padding=0)
+        out = DeviceAugment(TransformPlan.of(spec, aug), is_training=True)(image.repeat(300, 1, 1, 1))
+        untouched.append((out == image.float() / 255).flatten(1).all(dim=1).float().mean().item())
+    assert untouched[0] < 0.1 and untouched[1] == 1.0
 
 
 def test_randaugment_chooses_and_sizes_ops_per_image_as_timm() -> None:

@@ -211,14 +211,15 @@ class TimmRandAugment(torch.nn.Module):
     torch.Size([8, 3, 32, 32])
     """
 
-    def __init__(self, timm_augment: Any) -> None:
+    def __init__(self, timm_augment: Any, flag: str = "the auto-augment") -> None:
         super().__init__()
         if not isinstance(timm_augment, timm_aa.RandAugment):
-            raise DeviceDataRefused(f"{type(timm_augment).__name__} has no batched version here; only rand-...")
+            kind = type(timm_augment).__name__
+            raise DeviceDataRefused(f"{flag} is timm's {kind}, which has no batched version here; only rand-...")
         self.timm_ops = list(timm_augment.ops)
         unknown = [op.name for op in self.timm_ops if op.name.removesuffix("Increasing") not in KORNIA_OPS]
         if unknown:
-            raise DeviceDataRefused(f"RandAugment ops {unknown} have no batched version here")
+            raise DeviceDataRefused(f"{flag}: RandAugment ops {unknown} have no batched version here")
         entries = [_KORNIA_POLICY[KORNIA_OPS[op.name.removesuffix("Increasing")]] for op in self.timm_ops]
         # built as kornia's own RandAugment builds them
         self.kornia_ops = torch.nn.ModuleList(getattr(kornia_rand_ops, name)(low, high) for name, low, high in entries)
@@ -323,7 +324,7 @@ class DeviceAugment:
         self.flip = K.RandomHorizontalFlip(p=plan.hflip) if plan.hflip > 0 else None
         self.colour: list[torch.nn.Module] = []  # in timm's order: the auto-augment, then the jitter
         if plan.auto_augment is not None:
-            self.colour.append(TimmRandAugment(timm_auto_augment(plan)))
+            self.colour.append(TimmRandAugment(timm_auto_augment(plan), f"--aa {plan.auto_augment}"))
         if plan.color_jitter:
             jitter = float(plan.color_jitter)
             self.colour.append(K.ColorJitter(jitter, jitter, jitter, 0.0, p=1.0))
