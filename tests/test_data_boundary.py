@@ -16,7 +16,7 @@ from PIL import Image
 
 from sws.data import build_datasets
 from sws.distributed import Processes
-from sws.errors import DataError
+from sws.errors import ConfigError, DataError
 from sws.loaders import build_training_data
 from tests.conftest import write_image_folder
 
@@ -157,3 +157,17 @@ def test_grey_images_of_a_timm_data_set_are_served_in_rgb_and_train(tmp_path) ->
 def test_fewer_classes_than_a_timm_data_set_lists_are_refused(tmp_path) -> None:
     message = one_line_error(build_datasets, "torch/mnist", write_torchvision_mnist(tmp_path), False, 5)
     assert "--num-classes 5" in message and "10 classes" in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "start"),
+    [
+        ({"aa": "rand-x9"}, "--aa 'rand-x9' is not an augmentation timm reads"),
+        ({"train_interpolation": "cubic", "input_size": 40}, "--train-interpolation 'cubic' is not one of timm's"),
+        ({"remode": "gauss", "reprob": 0.5}, "--remode 'gauss' is not one of timm's random-erasing modes"),
+    ],
+)
+def test_augmentation_flags_timm_cannot_read_are_refused_in_one_line(flags, start) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_training_data(train_args(**flags), CPU)
+    assert str(raised.value).startswith(start) and "\n" not in str(raised.value)

@@ -485,7 +485,7 @@ class TransformPlan:
     def of(cls, spec: DataSpec, aug: AugmentConfig) -> TransformPlan:
         size = aug.input_size
         small, resized = size <= SMALL_IMAGE, spec.native_size != size
-        auto_augment = aug.auto_augment if aug.auto_augment and aug.auto_augment.lower() != "none" else None
+        auto_augment = check_auto_augment(aug.auto_augment)
         padding = max(1, round(size / 8)) if aug.crop_padding is None else aug.crop_padding
         return cls(
             size=size,
@@ -494,7 +494,7 @@ class TransformPlan:
             std=tuple(spec.std),
             train_resize=size if small and resized else None,
             crop_padding=padding if small else None,
-            interpolation=aug.interpolation,
+            interpolation=check_train_interpolation(aug.interpolation),
             hflip=aug.hflip,
             auto_augment=auto_augment,
             # timm keeps colour jitter beside an auto-augment only for its 3-Augment policies
