@@ -18,8 +18,10 @@ from collections.abc import Iterable
 
 import torch
 
-from sws.data import AugmentConfig, build_datasets, build_loader, build_train_sampler, build_transform
+from sws.augmentation import AugmentConfig, TransformPlan
+from sws.data import build_datasets
 from sws.device_data import DeviceAugment, DeviceLoader, decode_to_device
+from sws.loaders import build_loader, build_train_sampler, build_transform
 
 RECIPES = {
     "study default (pad-1 crop)": AugmentConfig(
@@ -52,9 +54,10 @@ def main() -> None:
     sampler = build_train_sampler(train_set, world_size=1, rank=0, seed=0, repeated_aug=False)
     print(f"MNIST5K, {len(train_set)} images at 28 px, batch {args.batch_size}, {args.threads} thread(s), {device}")
     for name, aug in RECIPES.items():
-        train_set.transform = build_transform(True, spec, aug)
+        plan = TransformPlan.of(spec, aug)
+        train_set.transform = build_transform(plan, is_training=True)
         loader = build_loader(train_set, sampler, args.batch_size, num_workers=0, drop_last=True)
-        on_device = DeviceLoader(data, sampler, args.batch_size, True, DeviceAugment(spec, aug, True), seed=0)
+        on_device = DeviceLoader(data, sampler, args.batch_size, True, DeviceAugment(plan, True), seed=0)
         images = len(loader) * args.batch_size
         epoch_seconds(on_device, device)  # warm-up: kornia's first calls, allocator
         times: dict[str, list[float]] = {"DataLoader": [], "device": []}

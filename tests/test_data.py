@@ -1,4 +1,5 @@
-"""Data: DeiT's augmentation runs on the installed Pillow, Fashion-MNIST's idx files, subsets."""
+"""Data: DeiT's augmentation runs on the installed Pillow, Fashion-MNIST's idx files, subsets, and the
+flag values timm takes."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from timm.data import auto_augment
+from timm.data import auto_augment, create_transform
+from timm.data.random_erasing import RandomErasing
 
-from sws.data import (
+from sws.augmentation import (
+    RANDOM_ERASING_MODES,
     AugmentConfig,
-    DataSpec,
-    build_datasets,
-    build_transform,
-    make_pillow_safe,
-    posterize,
-    read_idx,
-    stratified_subset,
+    TransformPlan,
+    check_auto_augment,
+    check_random_erasing_mode,
+    check_train_interpolation,
+    train_interpolations,
 )
-from sws.errors import DataError
+from sws.data import DataSpec, build_datasets, read_idx
+from sws.errors import ConfigError, DataError
+from sws.loaders import build_transform, make_pillow_safe, posterize, stratified_subset
 
 GRAY = DataSpec("gray", 10, 1, 28, (0.5,), (0.25,), hflip=0.0)
 RGB = DataSpec("rgb", 3, 3, 32, hflip=0.5)
@@ -64,7 +67,7 @@ def test_posterize_to_zero_bits_gives_a_black_image_as_older_pillow_did() -> Non
 def test_deits_default_randaugment_runs_over_many_images(spec) -> None:
     """The recipe that crashed in its first epoch with Pillow 13 (posterize keeping 0 bits)."""
     config = AugmentConfig(input_size=spec.native_size, auto_augment="rand-m9-mstd0.5-inc1", reprob=0.25)
-    transform = build_transform(True, spec, config)
+    transform = build_transform(TransformPlan.of(spec, config), is_training=True)
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
@@ -147,3 +150,41 @@ def test_a_stratified_subset_keeps_every_class_in_its_share() -> None:
     assert not np.array_equal(chosen, stratified_subset(labels, 90, seed=4))
     with pytest.raises(DataError, match="--train-subset"):
         stratified_subset(labels, 0)
+
+
+@pytest.mark.parametrize(
+    "text", ["rand-m9-mstd0.5-inc1", "rand-n3-m7-mstd101-mmax12-p0.7", "rand-tweights", "augmix-m5-w4-d2", "v0", "3a"]
+)
+def test_every_augmentation_timm_parses_passes_the_aa_check(text) -> None:
+    assert check_auto_augment(text) == text
+    assert check_auto_augment("none") is None and check_auto_augment("") is None and check_auto_augment(None) is None
+
+
+@pytest.mark.parametrize("text", ["rand-x9", "rand-m9.5", "randaugment-m9", "augmix-z3", "original-n2"])
+def test_what_timm_cannot_parse_is_refused_by_the_aa_check_in_one_line(text) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_auto_augment(text)
+    message = str(raised.value)
+    assert message.startswith(f"--aa {text!r}") and "rand-m9-mstd0.5-inc1" in message and "\n" not in message
+
+
+def test_the_interpolations_are_those_timms_training_transform_takes() -> None:
+    names = train_interpolations()
+    assert {"random", "nearest", "bilinear", "bicubic", "box", "hamming", "lanczos"} == set(names)
+    for name in names:
+        create_transform(input_size=16, is_training=True, interpolation=name, auto_augment="rand-m9")
+        assert check_train_interpolation(name) == name
+    with pytest.raises(KeyError):  # a torchvision mode timm has no name for
+        create_transform(input_size=16, is_training=True, interpolation="nearest-exact")
+    with pytest.raises(ConfigError, match="--train-interpolation 'nearest-exact' is not one of timm's random, "):
+        check_train_interpolation("nearest-exact")
+
+
+def test_the_random_erasing_modes_are_those_timms_random_erasing_takes() -> None:
+    for mode in RANDOM_ERASING_MODES:
+        RandomErasing(mode=mode.upper(), device="cpu")
+        assert check_random_erasing_mode(mode.upper()) == mode
+    with pytest.raises(AssertionError):
+        RandomErasing(mode="gauss", device="cpu")
+    with pytest.raises(ConfigError, match="--remode 'gauss' is not one of timm's random-erasing modes: pixel, rand"):
+        check_random_erasing_mode("gauss")

@@ -147,7 +147,7 @@ CASES: list[Case] = [
         d, w / "o", "--model-kwargs", "depth=1", "embed_dim=32", "num_heads=2", "patch_size=4", "foo=1"),
      "does not take the argument 'foo'"),
     ("train --num_workers -1", lambda w, a, d: _fresh_train(d, w / "o", "--num_workers", "-1"), "--num_workers"),
-    ("train --epochs abc", lambda w, a, d: _fresh_train(d, w / "o", "--epochs", "abc"), "--epochs 'abc' is not allowed"),
+    ("train --epochs abc", lambda w, a, d: _fresh_train(d, w / "o", "--epochs", "abc"), "--epochs 'abc'"),
     ("a 1-channel teacher on 3-channel data", lambda w, a, d: _fresh_train(
         d, w / "o", "--teacher-model", "test_resnet", "--teacher-path", str(_one_channel_teacher(w)),
         "--distillation-type", "soft"), "teacher cannot read"),

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 
-from sws.cost import available_memory_bytes
+from sws.cost import available_memory
 from sws.errors import IncompatibleModelError
 
 # Keyword arguments of timm's VisionTransformer that make it an SWS-shaped network: no class
@@ -291,8 +291,8 @@ def check_buildable(architecture: ViTArchitecture, depth: int, what: str) -> Non
     this machine has available (a mistyped width, depth or image size would end in an allocator's
     traceback, or swap for minutes)."""
     params = des_net_num_params(architecture, depth)
-    available = available_memory_bytes()
-    if available is not None and 4 * params > available:
+    available = available_memory()
+    if 4 * params > available:
         a = architecture
         raise IncompatibleModelError(
             f"{what} (depth {depth}, embed_dim {a.embed_dim}, img_size {a.img_size}, patch_size {a.patch_size}, "

@@ -76,9 +76,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def available_memory_bytes() -> int | None:
-    """Memory this machine can give a new allocation: Linux's ``MemAvailable`` (free memory plus the
-    caches it can drop), else the free pages; ``None`` where neither is known."""
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes a new allocation can have on ``device`` now: a GPU's free memory, else the host's
+    available memory (Linux's ``MemAvailable``: free memory plus the caches it can drop; elsewhere
+    the free pages, or 4 GiB where the platform does not say).
+
+    >>> available_memory("cpu") > 0
+    True
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
@@ -88,5 +96,5 @@ def available_memory_bytes() -> int | None:
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return 4 * 2**30

@@ -1,4 +1,4 @@
-"""Data sets, transforms and loaders.
+"""Data sets, and the plan of their transforms.
 
 ``--data-set`` chooses the data:
 
@@ -18,20 +18,18 @@
 any ``x/y``   a timm data set name (``hfds/...``, ``wds/...``, ``torch/...``) at ``--data-path``
 ============  =======================================================================================
 
-Transforms are timm's (DeiT's recipe: RandAugment, random erasing, bicubic resize and centre crop for
-evaluation); images of 32 px or less are randomly cropped with 4 px padding instead of resized, as
-DeiT does. RandAugment's posterize keeps 0 bits at its strongest, which Pillow 13 refuses; sws
-gives those ops the old meaning (a black image) in its own transform, without touching timm.
-``--train-subset N`` keeps a stratified ``N`` training images. Every data set describes itself with
-a :class:`DataSpec` (classes, channels, native size, normalization, whether horizontal flips
-preserve its labels), so nothing downstream branches on a data set's name.
+Transforms follow DeiT's recipe through timm (RandAugment, random erasing, bicubic resize and centre
+crop for evaluation); images of 32 px or less are randomly cropped with padding instead of resized,
+as DeiT does: :mod:`sws.augmentation` plans them once for both data paths.
+Every data set describes itself with a :class:`DataSpec` (classes, channels, native size,
+normalization, whether horizontal flips preserve its labels), so nothing downstream branches on a
+data set's name; its files are checked as they are read, each problem reported in one line.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib.util
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,14 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from timm.data import auto_augment as timm_auto_augment
-from timm.data.distributed_sampler import RepeatAugSampler
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-from torchvision import transforms
+import torch
+from PIL import Image, UnidentifiedImageError
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch.utils.data import Dataset, IterableDataset
 
-from sws.errors import ConfigError, DataError, first_line
+from sws.cost import available_memory
+from sws.errors import DataError, first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -117,9 +114,13 @@ class ImageFolderDataset(Dataset):
         if not found:
             raise DataError(f"{root} has no class folders; put each class's images in {root}/<class name>/")
         self.classes = list(classes) if classes is not None else found
-        missing = sorted(set(self.classes) - set(found))
+        missing, extra = sorted(set(self.classes) - set(found)), sorted(set(found) - set(self.classes))
         if missing:
             raise DataError(f"{root} lacks class folders {missing} that the training set has; add them")
+        if extra:  # else their images would be dropped without a word
+            raise DataError(
+                f"{root} has class folders {extra} that the training set lacks; add them there or remove them"
+            )
         self.samples: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
             files = sorted(
@@ -151,11 +152,36 @@ class ImageFolderDataset(Dataset):
         try:
             with Image.open(path) as handle:
                 image = handle.convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"cannot read image {path} ({error}); remove or replace the file") from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            raise DataError(f"cannot read image {path} ({first_line(error)}); remove or replace the file") from None
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+class RGBDataset(Dataset):
+    """A map-style data set of PIL images served in RGB, as timm's own readers and :class:`ImageFolderDataset`
+    serve them (timm's torchvision wrappers give MNIST's images in grey, which a 3-channel spec cannot take)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset, self.transform = dataset, None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, label = self.dataset[index]
+        if isinstance(image, Image.Image) and image.mode != "RGB":
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform is not None else image), label
+
+
+def check_memory(nbytes: int, what: str, fix: str, devices: Iterable[torch.device | str] = ("cpu",)) -> None:
+    """Refuse ``what`` (``nbytes``) in one line, before it is allocated, when a device has less memory available."""
+    for device in devices:
+        if nbytes > (available := available_memory(device)):
+            gib = f"{nbytes / 2**30:.1f} GiB, over the {available / 2**30:.1f} GiB available on {device}"
+            raise DataError(f"{what} takes {gib}; {fix}")
 
 
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +222,10 @@ def read_idx(path: Path) -> np.ndarray:
             raw = handle.read()
     except (OSError, EOFError) as error:
         raise DataError(f"cannot read {path} ({error}); the file is damaged: fetch it again") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise DataError(f"{path} is not an idx file of unsigned bytes; fetch Fashion-MNIST's original files")
+    if len(raw) < 4 or raw[:2] != b"\0\0":
+        raise DataError(f"{path} is not an idx file (no two zero bytes first); fetch Fashion-MNIST's original files")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: type code 0x{raw[2]:02x} is not 0x08, unsigned bytes; fetch Fashion-MNIST's files")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
@@ -219,6 +247,8 @@ def _find_idx_files(root: Path) -> dict[str, Path] | None:
 
 
 def _fashion_mnist(data_path: str | os.PathLike[str] | None, download: bool) -> dict[str, np.ndarray]:
+    if data_path and Path(data_path).is_file():
+        raise DataError(f"data path {data_path} is a file; give --data-path DIR, the folder with the four idx files")
     roots = [Path(data_path)] if data_path else [DEBIAN_FASHION_MNIST, Path.home() / ".cache" / "sws" / "data"]
     files = next((found for root in roots if (found := _find_idx_files(root))), None)
     if files is None and download:
@@ -231,7 +261,27 @@ def _fashion_mnist(data_path: str | os.PathLike[str] | None, download: bool) -> 
             "(online): python -c \"import torchvision; torchvision.datasets.FashionMNIST('DIR', download=True)\" "
             "and pass --data-path DIR"
         )
-    return {key: read_idx(path) for key, path in files.items()}
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "val"):
+        _check_idx_split(arrays, files, split, len(FASHION_MNIST_CLASSES))
+    return arrays
+
+
+def _check_idx_split(arrays: dict[str, np.ndarray], files: dict[str, Path], split: str, classes: int) -> None:
+    """One split's images are ``N x H x W``, its labels ``N`` numbers below ``classes``."""
+    images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    image_file, label_file = files[f"{split}_images"], files[f"{split}_labels"]
+    fetch = "fetch Fashion-MNIST's original files"
+    if images.ndim != 3:
+        raise DataError(f"{image_file}: images have shape {images.shape}; idx images must be 3-D, N x H x W; {fetch}")
+    if labels.ndim != 1:
+        raise DataError(f"{label_file}: labels have shape {labels.shape}; idx labels must be 1-D, N; {fetch}")
+    if len(images) != len(labels):
+        raise DataError(f"{label_file}: {len(labels)} labels for {len(images)} images, counts must be equal; {fetch}")
+    if len(labels) and labels.max() >= classes:
+        index = int(np.argmax(labels >= classes))
+        label = f"label {labels[index]} (item {index})"
+        raise DataError(f"{label_file}: {label} is out of range; the {classes} classes are 0 to {classes - 1}; {fetch}")
 
 
 def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
@@ -246,19 +296,6 @@ def _download_fashion_mnist(root: Path) -> dict[str, Path] | None:
     return _find_idx_files(root)
 
 
-def stratified_subset(labels: np.ndarray, size: int, seed: int = 0, flag: str = "--train-subset") -> np.ndarray:
-    """``size`` indices with every class in its share (rounded), in a seeded choice, sorted."""
-    if not 1 <= size < len(labels) + (flag == "--train-subset"):
-        raise DataError(f"{flag} must be between 1 and the {len(labels)} training images, not {size}")
-    rng = np.random.RandomState(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    shares = np.floor(counts * size / len(labels)).astype(int)
-    for i in np.argsort(-(counts * size / len(labels) - shares))[: size - shares.sum()]:
-        shares[i] += 1  # largest remainders first, so that the shares add up to size
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:share] for c, share in zip(classes, shares, strict=True)]
-    return np.sort(np.concatenate(chosen))
-
-
 def synthetic_datasets(name: str) -> tuple[ArrayImageDataset, ArrayImageDataset, DataSpec]:
     """``SYNTHETIC-224``: 2,560 training and 256 validation images of random colour pixels and random
     labels over 1,000 classes (seeded), for measuring training speed without reading any data."""
@@ -266,6 +303,7 @@ def synthetic_datasets(name: str) -> tuple[ArrayImageDataset, ArrayImageDataset,
     if not size_text.isdigit() or int(size_text) < 1:
         raise DataError(f"--data-set {name}: write SYNTHETIC or SYNTHETIC-<image size>, e.g. SYNTHETIC-224")
     size, rng = int(size_text), np.random.default_rng(0)
+    check_memory(2816 * size * size * 3, f"--data-set {name}: 2,816 images of {size}x{size}x3", "use a smaller size")
 
     def split(count: int) -> ArrayImageDataset:
         return ArrayImageDataset(
@@ -367,179 +405,14 @@ def _timm_datasets(
         if not classes:
             raise DataError(f"data set {name} does not list its classes; pass --num-classes")
         num_classes = len(classes)
+    if classes and num_classes < len(classes):
+        raise DataError(
+            f"--num-classes {num_classes}: data set {name} lists {len(classes)} classes; pass at least that"
+        )
+    if not isinstance(train, IterableDataset):
+        train, val = RGBDataset(train), RGBDataset(val)
     native = 32 if name in ("torch/cifar10", "torch/cifar100") else None
     return train, val, DataSpec(name, num_classes, native_size=native, class_names=tuple(classes or ()))
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """DeiT's augmentation settings (the command-line flags of the same names)."""
-
-    input_size: int
-    color_jitter: float = 0.3
-    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
-    interpolation: str = "bicubic"
-    reprob: float = 0.25
-    remode: str = "pixel"
-    recount: int = 1
-    hflip: float = 0.5
-    eval_crop_ratio: float = 0.875
-    crop_padding: int | None = None  # small images: random-crop padding; None = size / 8 (DeiT: 4 px at 32 px)
-
-
-def build_transform(is_training: bool, spec: DataSpec, aug: AugmentConfig) -> Callable:
-    """DeiT's transforms through timm; at 32 px or less, random crop with padding (training) and no
-    resize (evaluation)."""
-    small = aug.input_size <= 32
-    if is_training:
-        transform = create_transform(
-            input_size=(spec.in_chans, aug.input_size, aug.input_size),
-            is_training=True,
-            hflip=aug.hflip,
-            color_jitter=aug.color_jitter,
-            auto_augment=aug.auto_augment if aug.auto_augment and aug.auto_augment.lower() != "none" else None,
-            interpolation=aug.interpolation,
-            mean=spec.mean,
-            std=spec.std,
-            re_prob=aug.reprob,
-            re_mode=aug.remode,
-            re_count=aug.recount,
-        )
-        if small:  # DeiT: no random-resized crop for tiny images, a padded random crop (4 px at 32 px)
-            padding = max(1, round(aug.input_size / 8)) if aug.crop_padding is None else aug.crop_padding
-            crop: list[Callable] = [transforms.RandomCrop(aug.input_size, padding=padding)] if padding else []
-            if spec.native_size != aug.input_size:
-                crop.insert(0, transforms.Resize(aug.input_size, interpolation=transforms.InterpolationMode.BICUBIC))
-            transform.transforms[0:1] = crop
-        return make_pillow_safe(transform)
-    steps: list[Callable] = []
-    if not small or spec.native_size != aug.input_size:
-        size = aug.input_size if small else math.floor(aug.input_size / aug.eval_crop_ratio)
-        steps += [
-            transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.CenterCrop(aug.input_size),
-        ]
-    steps += [transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)]
-    return transforms.Compose(steps)
-
-
-def posterize(image: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
-    """timm's posterize with its strongest setting kept working: Pillow 13 refuses to keep 0 bits,
-    which older Pillow turned into a black image (every bit masked off); this does the same."""
-    if bits_to_keep >= 8:
-        return image
-    if bits_to_keep <= 0:
-        return Image.new(image.mode, image.size)  # all zeros: black, as masking off all bits gave
-    return ImageOps.posterize(image, bits_to_keep)
-
-
-def make_pillow_safe(transform: Any) -> Any:
-    """Give the posterize ops of a timm transform's RandAugment / AutoAugment / AugMix the
-    ``posterize`` above (in this transform only; timm itself is not changed)."""
-    for step in getattr(transform, "transforms", []):
-        for op in _augment_ops(step):
-            if op.aug_fn is timm_auto_augment.posterize:
-                op.aug_fn = posterize
-    return transform
-
-
-def _augment_ops(step: Any) -> Iterable[Any]:
-    ops = getattr(step, "ops", None)  # RandAugment, AugMixAugment
-    if ops is not None:
-        yield from ops
-    for sub_policy in getattr(step, "policy", None) or []:  # AutoAugment
-        yield from sub_policy
-
-
-class ShardSampler(Sampler[int]):
-    """Rank ``r`` of ``n`` evaluates samples ``r, r+n, ...``: every sample exactly once across ranks
-    (unlike ``DistributedSampler``, which pads with repeats)."""
-
-    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
-        self.indices = list(range(rank, length, num_replicas))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def build_train_sampler(dataset: Dataset, world_size: int, rank: int, seed: int, repeated_aug: bool) -> Sampler[int]:
-    """DeiT's choice: repeated augmentation (3 repeats) across processes when asked and distributed,
-    else a seeded shuffle split across processes (one process is the case ``world_size == 1``)."""
-    if repeated_aug and world_size > 1:
-        return RepeatAugSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True)
-    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
-
-
-def build_loader(
-    dataset: Dataset,
-    sampler: Sampler[int],
-    batch_size: int,
-    num_workers: int,
-    drop_last: bool,
-    pin_memory: bool = False,
-) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        drop_last=drop_last,
-        persistent_workers=False,
-    )
-
-
-def check_not_empty(dataset: Dataset, what: str, batch_size: int, world_size: int, drop_last: bool) -> None:
-    if len(dataset) == 0:
-        raise DataError(f"the {what} set is empty; check --data-path")
-    if drop_last and len(dataset) < batch_size * world_size:
-        raise DataError(
-            f"the {what} set has {len(dataset)} images, fewer than one batch ({batch_size} x {world_size} processes); "
-            "lower --batch-size"
-        )
-
-
-# -- the augmentation names timm accepts (checked before anything is built) -------------------------
-
-
-def erasing_modes() -> tuple[str, ...]:
-    """The fills of timm's random erasing (``--remode``)."""
-    return ("pixel", "rand", "const")
-
-
-def train_interpolations() -> list[str]:
-    """The resampling names timm's training transforms take (``--train-interpolation``)."""
-    names = [name for name in ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos") if _is_pil_interp(name)]
-    return [*names, "random"]
-
-
-def _is_pil_interp(name: str) -> bool:
-    from timm.data.transforms import str_to_pil_interp
-
-    try:
-        str_to_pil_interp(name)
-    except (KeyError, ValueError):
-        return False
-    return True
-
-
-def check_auto_augment(text: str) -> None:
-    """Refuse an ``--aa`` policy that timm cannot parse, before anything is built."""
-    if not text or text.lower() == "none":
-        return
-    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
-
-    build = {"rand": rand_augment_transform, "augmix": augment_and_mix_transform}.get(text.split("-")[0])
-    try:
-        (build or auto_augment_transform)(text, {})
-    except Exception as error:  # timm raises AssertionError, KeyError, ValueError... on a bad policy
-        raise ConfigError(
-            f"--aa {text!r} is not a policy timm reads ({type(error).__name__}: {first_line(error)}); give none, "
-            "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w3, or original/v0/v0r/3a (AutoAugment)"
-        ) from None
 
 
 def native_size(data_set: str | None) -> int | None:

@@ -1,14 +1,17 @@
 """Device-resident data: decode a split once to uint8 on the training device, augment it there in batches.
 
-The loader path (:mod:`sws.data`) decodes and transforms every image one by one in PIL, every epoch,
+The loader path (:mod:`sws.loaders`) decodes and transforms every image one by one in PIL, every epoch,
 which dominates training on small images. When a split fits in memory and its images share one
 size, this module holds it as one ``uint8 (N, C, H, W)`` tensor on the device and applies DeiT's
-transforms to whole batches there, each image drawing its own random parameters (kornia). It takes
-the *same sampler object* as the loader path, so batches have the same images and labels in the
-same order, sharded across processes the same way::
+transforms to whole batches there, each image drawing its own random parameters (kornia). Both paths
+read one :class:`~sws.data.TransformPlan`, and RandAugment's ops, probabilities and magnitudes come
+from the transform timm parses for the loader path. :class:`DeviceLoader` takes the *same sampler
+object* as the loader path, so batches have the same images and labels in the same order, sharded
+across processes the same way::
 
+    plan = TransformPlan.of(spec, aug)
     train = decode_to_device(train_set, spec, device, max_bytes=device_memory_budget(device))
-    loader = DeviceLoader(train, sampler, 128, drop_last=True, augment=DeviceAugment(spec, aug, True), seed=0)
+    loader = DeviceLoader(train, sampler, 128, drop_last=True, augment=DeviceAugment(plan, True), seed=0)
     for images, targets in loader: ...   # float (B, C, S, S) normalized, int64 (B,), both on `device`
 
 ``decode_to_device`` raises :class:`DeviceDataRefused` (a :class:`~sws.errors.DataError`) whose
@@ -16,69 +19,16 @@ message says in one line why a split cannot live on the device (too many bytes, 
 sizes, an unsupported image mode); :class:`DeviceAugment` raises it for settings it cannot batch.
 A caller in ``auto`` mode falls back to the loader path; in ``on`` mode it reports the message.
 
-**Randomness.** :class:`DeviceAugment` draws from torch's global random generators (CPU for kornia's
-parameters, the device for noise). :class:`DeviceLoader` runs it inside :func:`torch.random.fork_rng`
-with the generators seeded from ``(seed, epoch, rank, batch index)``: an epoch's augmentation
-depends on nothing else (not on the model, its initialization or dropout), so the same seed gives
-identical batches, a resumed run continues exactly even under DDP, and two models compared on the
-same seed see the same augmented images. The training loop's own random state is left untouched.
-
-**Evaluation** uses torchvision's tensor functions (the library of the loader path) and matches the
-loader path exactly where no resize happens (the built-in data: ``ToTensor`` then ``Normalize``,
-the same float operations). Where it resizes, both use an antialiased bicubic filter rounded to
-uint8, but torch's and PIL's arithmetic differ: under 1% of pixels differ, by at most 2/255 in [0, 1]
-(2/255/std after normalization; tested), on the built-in and test data.
-
-**Training** follows timm's ``create_transform`` as :func:`sws.data.build_transform` configures it
-(padded random crop at 32 px or less, random resized crop above; flip; RandAugment, or colour jitter
-when RandAugment is off; normalize; random erasing). Differences from the loader path:
-
-=================  ==========================================  ============================================
-op                 timm / torchvision (loader path)            here (kornia, batched)
-=================  ==========================================  ============================================
-all ops            PIL, rounds to uint8 after every op         float in [0, 1] throughout, rounded nowhere
-RandomCrop (pad)   zero pad, integer offset in [0, 2p]         same (``K.RandomCrop``, slice mode): exact
-RandomResizedCrop  ``interpolation``, antialiased (PIL)        ``K.RandomResizedCrop``, no antialias when
-                                                               shrinking; ``random`` interpolation refused
-ColorJitter        per image: random order of b/c/s            kornia ``ColorJitter`` (torchvision formulas)
-                                                               draws one order per batch
-RandAugment        per image: ``n`` ops, with replacement,     the same, per image: kornia's RandAugment
-ops choice         each applied with probability ``p``         draws one op set per call, so
-                                                               ``TimmRandAugment`` runs each kornia op on
-                                                               the images that chose it
-RA magnitude       level ~ N(m, mstd) per image and op,        the same level per image and op, mapped to
-                   clipped to [0, mmax=10]                     kornia's arguments by timm's level-to-arg
-                                                               formulas (kornia's own: one fixed m for all)
-RA fill/resample   geometric ops fill with the mean colour,    fill 0 (black), bilinear
-                   ``interpolation`` (bicubic)
-RA Shear           PIL affine about the top-left corner,       kornia shears about the centre by the same
-                   factor 0.3 * level/10                       factor (angle atan(factor))
-RA SolarizeAdd     adds to pixels < 0.5 only, others kept      kornia adds to every pixel, clamps, then
-                                                               inverts pixels >= 0.5 (threshold fixed here)
-RA Brightness      PIL: multiplies by the factor               kornia: adds factor - 1
-RA Contrast        PIL: blends with the mean grey              kornia: multiplies by the factor
-RA Color           PIL: blends with the greyscale image        kornia: scales HSV saturation
-RA Sharpness       PIL smoothing kernel blend                  kornia's port of it (same formula)
-RandomErasing      area (0.02, 1/3), log-uniform aspect in     kornia's boxes: area (0.02, 1/3), aspect
-                   (0.3, 3.3), up to 10 tries for a box that   uniform in (0.3, 1) or (1, 3.3) by a coin
-                   fits, else no erase; ``recount`` boxes      flip, clamped to the image; filled here with
-                                                               timm's ``pixel``/``rand``/``const`` values;
-                                                               ``recount`` > 1 refused
-1-channel images   PIL ops on "L" images (Color is identity)   colour stages run on the image replicated to
-                                                               3 channels and averaged back: the same op,
-                                                               Color and saturation become the identity
-=================  ==========================================  ============================================
-
-Resizes before a padded crop (input size unlike the native size) use torchvision's antialiased
-bicubic on uint8, like the loader path.
+Each batch's augmentation is seeded from ``(seed, epoch, rank, batch index)`` alone, so the same seed
+gives identical batches and a resumed run continues exactly. Evaluation equals the loader path's
+tensors exactly where no resize happens, and within 2/255 where one does; training draws the same
+distributions with float arithmetic. ``docs/device-augmentation.md`` compares the two paths op by op.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,15 +36,18 @@ from typing import Any
 import kornia.augmentation as K
 import numpy as np
 import torch
-from kornia.augmentation.auto import RandAugment
 from kornia.augmentation.auto.operations import ops as kops
+from kornia.augmentation.auto.rand_augment import ops as kornia_rand_ops
+from kornia.augmentation.auto.rand_augment.rand_augment import default_policy
 from kornia.geometry.bbox import bbox_generator, bbox_to_mask
 from PIL import Image
+from timm.data import auto_augment as timm_aa
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as tvF
 
-from sws.data import ArrayImageDataset, AugmentConfig, DataSpec
+from sws.augmentation import TransformPlan, timm_auto_augment
+from sws.data import ArrayImageDataset, DataSpec, available_memory
 from sws.errors import DataError
 
 
@@ -127,15 +80,7 @@ def device_memory_budget(device: torch.device | str, fraction: float = 0.25) -> 
     >>> device_memory_budget("cpu") > 0
     True
     """
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * fraction)
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not every platform reports it
-        free = 4 * 2**30
-    return int(free * fraction)
+    return int(available_memory(device) * fraction)
 
 
 def decode_to_device(dataset: Dataset, spec: DataSpec, device: torch.device | str, max_bytes: int) -> DeviceImages:
@@ -216,41 +161,14 @@ def _size(pixels: torch.Tensor) -> str:
 # RandAugment with timm's magnitudes
 
 
-@dataclass(frozen=True)
-class RandAugmentSpec:
-    """timm's ``rand-...`` string, parsed: ``num_ops`` per image, ``magnitude`` level (0-10) and its per-image
-    ``magnitude_std`` (``inf``: uniform in [0, magnitude]), ``increasing`` ops, per-op probability ``prob``.
-
-    >>> RandAugmentSpec.parse("rand-m9-mstd0.5-inc1")
-    RandAugmentSpec(num_ops=2, magnitude=9.0, magnitude_std=0.5, magnitude_max=10.0, increasing=True, prob=0.5)
-    """
-
-    num_ops: int = 2
-    magnitude: float = 10.0
-    magnitude_std: float = 0.0
-    magnitude_max: float = 10.0
-    increasing: bool = False
-    prob: float = 0.5
-
-    @classmethod
-    def parse(cls, config: str) -> RandAugmentSpec:
-        sections = config.split("-")
-        if sections[0] != "rand":
-            raise DeviceDataRefused(f"auto-augment {config!r} has no batched version here; only rand-... (RandAugment)")
-        values: dict[str, Any] = {}
-        keys = {"n": "num_ops", "m": "magnitude", "mstd": "magnitude_std", "mmax": "magnitude_max", "p": "prob"}
-        for section in sections[1:]:
-            match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d*)?)", section)
-            if match is None or match.group(1) not in (*keys, "inc"):  # e.g. t... (other op lists), weights
-                raise DeviceDataRefused(f"auto-augment section {section!r} of {config!r} has no batched version here")
-            key, number = match.group(1), float(match.group(2))
-            if key == "inc":
-                values["increasing"] = bool(number)
-            elif key == "n":
-                values["num_ops"] = int(number)
-            else:  # timm reads an mstd over 100 as uniform sampling
-                values[keys[key]] = math.inf if key == "mstd" and number > 100 else number
-        return cls(**values)
+# timm's RandAugment op names (less "Increasing") and the entries of kornia's RandAugment policy that do them
+KORNIA_OPS = {
+    "AutoContrast": "auto_contrast", "Equalize": "equalize", "Invert": "invert", "Rotate": "rotate",
+    "Posterize": "posterize", "Solarize": "solarize", "SolarizeAdd": "solarize_add", "Color": "color",
+    "Contrast": "contrast", "Brightness": "brightness", "Sharpness": "sharpness", "ShearX": "shear_x",
+    "ShearY": "shear_y", "TranslateXRel": "translate_x", "TranslateYRel": "translate_y",
+}  # fmt: skip
+_KORNIA_POLICY = {name: (name, low, high) for [(name, low, high)] in default_policy}
 
 
 def _timm_arguments(
@@ -282,53 +200,72 @@ def _timm_arguments(
     return None
 
 
-class TimmRandAugment(RandAugment):
-    """kornia's RandAugment ops (timm's 15, as kornia's default policy lists them) chosen and sized as timm does:
-    every image draws its own ``num_ops`` ops (with replacement), applies each with probability ``prob``, at a
-    level drawn per image from N(magnitude, magnitude_std) and mapped to kornia's arguments by timm's formulas.
+class TimmRandAugment(torch.nn.Module):
+    """timm's parsed RandAugment (``timm.data.auto_augment.RandAugment``: its ops, each with its probability
+    and magnitude, the number of layers, the choice weights) on batches, with kornia's ops: every image draws
+    its own ``num_layers`` ops (with replacement, or without by the choice weights, as timm draws them),
+    applies each with its probability, at a level drawn per image from N(magnitude, magnitude_std) clipped to
+    [0, magnitude_max or 10], mapped to kornia's arguments by timm's formulas. Each op runs once per layer on
+    the images that chose it. Ops without a kornia version are refused (:class:`DeviceDataRefused`).
 
-    kornia's own ``forward`` applies one op set to the whole call; this one runs each op on the images that
-    chose it, so the cost is one kornia call per (layer, op) that some image chose (at most 2 x 15).
-
-    >>> TimmRandAugment(RandAugmentSpec.parse("rand-m9-mstd0.5-inc1"))(torch.rand(8, 3, 32, 32)).shape
+    >>> TimmRandAugment(timm_auto_augment(plan))(torch.rand(8, 3, 32, 32)).shape
     torch.Size([8, 3, 32, 32])
     """
 
-    def __init__(self, spec: RandAugmentSpec) -> None:
-        super().__init__(n=1, m=15, transformation_matrix_mode="skip")  # n, m unused: forward chooses and sizes
-        self.spec = spec
+    def __init__(self, timm_augment: Any, flag: str = "the auto-augment") -> None:
+        super().__init__()
+        if not isinstance(timm_augment, timm_aa.RandAugment):
+            kind = type(timm_augment).__name__
+            raise DeviceDataRefused(f"{flag} is timm's {kind}, which has no batched version here; only rand-...")
+        self.timm_ops = list(timm_augment.ops)
+        unknown = [op.name for op in self.timm_ops if op.name.removesuffix("Increasing") not in KORNIA_OPS]
+        if unknown:
+            raise DeviceDataRefused(f"{flag}: RandAugment ops {unknown} have no batched version here")
+        entries = [_KORNIA_POLICY[KORNIA_OPS[op.name.removesuffix("Increasing")]] for op in self.timm_ops]
+        # built as kornia's own RandAugment builds them
+        self.kornia_ops = torch.nn.ModuleList(getattr(kornia_rand_ops, name)(low, high) for name, low, high in entries)
+        self.num_layers = timm_augment.num_layers
+        weights = timm_augment.choice_weights
+        self.choice_weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.probs = torch.tensor([op.prob for op in self.timm_ops], dtype=torch.float32)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        spec, count = self.spec, images.shape[0]
-        ops = [subpolicy[0] for subpolicy in self.children()]
-        choice = torch.randint(len(ops), (spec.num_ops, count))
-        choice[torch.rand(spec.num_ops, count) >= spec.prob] = -1  # timm skips each chosen op with 1 - prob
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        layers, count = self.num_layers, images.shape[0]
+        if self.choice_weights is None:
+            choice = torch.randint(len(self.timm_ops), (layers, count))
+        else:  # timm draws weighted ops without replacement
+            choice = torch.multinomial(self.choice_weights.expand(count, -1), layers).T.contiguous()
+        choice[torch.rand(layers, count) >= self.probs[choice]] = -1  # timm skips each chosen op with 1 - prob
         output = images.clone()
-        for layer in range(spec.num_ops):
-            for index, op in enumerate(ops):
+        for layer in range(layers):
+            for index in range(len(self.kornia_ops)):
                 rows = (choice[layer] == index).nonzero().flatten()
                 if len(rows):
                     rows = _to_device(rows, images.device)
-                    output.index_copy_(0, rows, self._apply(op, output.index_select(0, rows)))
+                    output.index_copy_(0, rows, self._apply(index, output.index_select(0, rows)))
         return output
 
-    def _apply(self, op: kops.OperationBase, images: torch.Tensor) -> torch.Tensor:
-        level = self._levels(images.shape[0])
-        mag = _timm_arguments(op, level / 10, self.spec.increasing, images.shape[-1], images.shape[-2])
+    def _apply(self, index: int, images: torch.Tensor) -> torch.Tensor:
+        timm_op, op = self.timm_ops[index], self.kornia_ops[index]
+        level = _levels(timm_op, images.shape[0])
+        increasing = timm_op.name.endswith("Increasing")
+        mag = _timm_arguments(op, level / 10, increasing, images.shape[-1], images.shape[-2])
         params = op.forward_parameters(images.shape, mag=mag)
         if isinstance(op, kops.SolarizeAdd):
             params["thresholds"] = torch.full_like(params["thresholds"], 0.5)  # timm's fixed threshold, 128
         return op(images, params)
 
-    def _levels(self, count: int) -> torch.Tensor:
-        spec = self.spec
-        if spec.magnitude_std == math.inf:
-            level = torch.rand(count) * spec.magnitude
-        elif spec.magnitude_std > 0:
-            level = spec.magnitude + spec.magnitude_std * torch.randn(count)
-        else:
-            level = torch.full((count,), float(spec.magnitude))
-        return level.clamp(0.0, spec.magnitude_max)
+
+def _levels(op: Any, count: int) -> torch.Tensor:
+    """A timm op's level for ``count`` images, drawn as ``AugmentOp`` draws it (uniform in [0, magnitude] when
+    its std is infinite) and clipped to [0, magnitude_max], 10 by default."""
+    if op.magnitude_std == math.inf:
+        level = torch.rand(count) * op.magnitude
+    elif op.magnitude_std > 0:
+        level = op.magnitude + op.magnitude_std * torch.randn(count)
+    else:
+        level = torch.full((count,), float(op.magnitude))
+    return level.clamp(0.0, op.magnitude_max or 10)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -352,59 +289,49 @@ _RESAMPLE = ("bicubic", "bilinear", "nearest")  # timm's names that kornia also 
 
 
 class DeviceAugment:
-    """DeiT's training or evaluation transform (as :func:`sws.data.build_transform` builds it) on batches:
-    uint8 ``(B, C, H, W)`` in, float ``(B, C, S, S)`` normalized by ``spec.mean``/``spec.std`` out, on the
-    images' device. Training draws every random parameter per image from torch's global generators.
+    """A :class:`~sws.data.TransformPlan`'s training or evaluation transform on batches: uint8 ``(B, C, H, W)``
+    in, float ``(B, C, S, S)`` normalized by the plan's mean and std out, on the images' device. Training draws
+    every random parameter per image from torch's global generators. Settings without a batched version
+    (``--train-interpolation random`` for a random resized crop, ``--recount`` over 1, auto-augments other than
+    RandAugment and ops kornia lacks) raise :class:`DeviceDataRefused`.
 
-    >>> DeviceAugment(spec, AugmentConfig(28), is_training=True)(images_uint8).shape
+    >>> DeviceAugment(TransformPlan.of(spec, AugmentConfig(28)), is_training=True)(images_uint8).shape
     torch.Size([128, 1, 28, 28])
     """
 
-    def __init__(self, spec: DataSpec, aug: AugmentConfig, is_training: bool) -> None:
-        self.spec, self.aug, self.is_training = spec, aug, is_training
-        self.size = aug.input_size
-        small = aug.input_size <= 32
-        self.resize_to: int | None = None  # a deterministic resize of the short side, first
-        if not small:
-            self.resize_to = None if is_training else math.floor(aug.input_size / aug.eval_crop_ratio)
-        elif spec.native_size != aug.input_size:
-            self.resize_to = aug.input_size
+    def __init__(self, plan: TransformPlan, is_training: bool) -> None:
+        self.plan, self.is_training = plan, is_training
+        self.resize_to = plan.train_resize if is_training else plan.eval_resize  # the short side, first
         if is_training:
-            self._build_training(small)
+            self._build_training()
 
     @property
     def is_random(self) -> bool:
         return self.is_training
 
-    def _build_training(self, small: bool) -> None:
-        aug, size = self.aug, self.aug.input_size
-        if small:  # DeiT: a padded random crop instead of a random resized crop for tiny images
-            padding = max(1, round(size / 8)) if aug.crop_padding is None else aug.crop_padding
-            self.crop = K.RandomCrop((size, size), padding=padding, fill=0) if padding else None
-        else:
-            if aug.interpolation not in _RESAMPLE:
-                raise DeviceDataRefused(
-                    f"--train-interpolation {aug.interpolation} has no batched version; use bicubic or bilinear"
-                )
-            self.crop = K.RandomResizedCrop(
-                (size, size),
-                scale=(0.08, 1.0),
-                ratio=(3 / 4, 4 / 3),
-                resample=aug.interpolation,
-                align_corners=False,
+    def _build_training(self) -> None:
+        plan, size = self.plan, self.plan.size
+        if plan.crop_padding is not None:
+            self.crop = K.RandomCrop((size, size), padding=plan.crop_padding, fill=0) if plan.crop_padding else None
+        elif plan.interpolation not in _RESAMPLE:
+            raise DeviceDataRefused(
+                f"--train-interpolation {plan.interpolation} has no batched version; use bicubic or bilinear"
             )
-        self.flip = K.RandomHorizontalFlip(p=aug.hflip) if aug.hflip > 0 else None
-        self.colour: torch.nn.Module | None = None
-        if aug.auto_augment and aug.auto_augment.lower() != "none":
-            self.colour = TimmRandAugment(RandAugmentSpec.parse(aug.auto_augment))  # timm drops jitter here
-        elif aug.color_jitter and aug.color_jitter > 0:
-            jitter = float(aug.color_jitter)
-            self.colour = K.ColorJitter(jitter, jitter, jitter, 0.0, p=1.0)
-        if aug.recount != 1 and aug.reprob > 0:
-            raise DeviceDataRefused(f"--recount {aug.recount}: the device path erases one box per image; use 1")
-        if aug.remode not in ("pixel", "rand", "const"):
-            raise DeviceDataRefused(f"--remode {aug.remode} is not one of timm's pixel, rand, const")
-        self.erase = K.RandomErasing(scale=(0.02, 1 / 3), ratio=(0.3, 1 / 0.3), p=aug.reprob) if aug.reprob else None
+        else:
+            ratio = (3 / 4, 4 / 3)  # timm's defaults, as is the scale
+            self.crop = K.RandomResizedCrop(
+                (size, size), scale=(0.08, 1.0), ratio=ratio, resample=plan.interpolation, align_corners=False
+            )
+        self.flip = K.RandomHorizontalFlip(p=plan.hflip) if plan.hflip > 0 else None
+        self.colour: list[torch.nn.Module] = []  # in timm's order: the auto-augment, then the jitter
+        if plan.auto_augment is not None:
+            self.colour.append(TimmRandAugment(timm_auto_augment(plan), f"--aa {plan.auto_augment}"))
+        if plan.color_jitter:
+            jitter = float(plan.color_jitter)
+            self.colour.append(K.ColorJitter(jitter, jitter, jitter, 0.0, p=1.0))
+        if plan.recount != 1 and plan.reprob > 0:
+            raise DeviceDataRefused(f"--recount {plan.recount}: the device path erases one box per image; use 1")
+        self.erase = K.RandomErasing(scale=(0.02, 1 / 3), ratio=(0.3, 1 / 0.3), p=plan.reprob) if plan.reprob else None
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -413,26 +340,29 @@ class DeviceAugment:
         if self.resize_to is not None:  # antialiased bicubic on uint8, as the loader path's PIL Resize
             images = tvF.resize(images, [self.resize_to], InterpolationMode.BICUBIC, antialias=True)
         if not self.is_training:
-            return self._normalize(_to_unit(tvF.center_crop(images, [self.size, self.size])))
+            if self.resize_to is not None:
+                images = tvF.center_crop(images, [self.plan.size, self.plan.size])
+            return self._normalize(_to_unit(images))
         x = _to_unit(images)
         if self.crop is not None:
             x = self.crop(x)
         if self.flip is not None:
             x = self.flip(x)
-        if self.colour is not None:
+        if self.colour:
             x = self._colour(x)
         x = self._normalize(x)
         return self._erase(x) if self.erase is not None else x
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         # torchvision's Normalize: the same float32 subtraction and division as the loader path
-        return tvF.normalize(x, list(self.spec.mean), list(self.spec.std))
+        return tvF.normalize(x, list(self.plan.mean), list(self.plan.std))
 
     def _colour(self, x: torch.Tensor) -> torch.Tensor:
         grey = x.shape[1] == 1
         if grey:  # colour ops need RGB; identical channels stay identical, so the mean is the grey result
             x = x.repeat(1, 3, 1, 1)
-        x = self.colour(x)
+        for stage in self.colour:
+            x = stage(x)
         return x.mean(dim=1, keepdim=True) if grey else x
 
     def _erase(self, x: torch.Tensor) -> torch.Tensor:
@@ -441,9 +371,9 @@ class DeviceAugment:
         boxes = _to_device(bbox_generator(params["xs"], params["ys"], params["widths"], params["heights"]), x.device)
         mask = bbox_to_mask(boxes, x.shape[-1], x.shape[-2]).unsqueeze(1).bool()
         mask &= _to_device(params["batch_prob"], x.device).view(-1, 1, 1, 1) > 0.5
-        if self.aug.remode == "pixel":
+        if self.plan.remode == "pixel":
             fill = torch.randn(x.shape, device=x.device, dtype=x.dtype)
-        elif self.aug.remode == "rand":
+        elif self.plan.remode == "rand":
             fill = torch.randn((*x.shape[:2], 1, 1), device=x.device, dtype=x.dtype)
         else:
             fill = torch.zeros((), device=x.device, dtype=x.dtype)
@@ -521,7 +451,6 @@ __all__: Sequence[str] = (
     "DeviceDataRefused",
     "DeviceImages",
     "DeviceLoader",
-    "RandAugmentSpec",
     "TimmRandAugment",
     "decode_to_device",
     "device_memory_budget",

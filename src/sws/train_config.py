@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from sws.data import check_auto_augment, erasing_modes, train_interpolations
+from sws.augmentation import check_auto_augment, check_random_erasing_mode, check_train_interpolation
 from sws.distill import DISTILLATION_TYPES
 from sws.errors import ConfigError, first_line
 from sws.initialization import METHODS
@@ -205,11 +205,11 @@ FLAGS: tuple[Flag, ...] = (
         ("--color-jitter", FLOAT, 0.3, "colour jitter strength", at_least(0)),
         ("--aa", TEXT, "rand-m9-mstd0.5-inc1", "RandAugment policy (timm), or none"),
         ("--smoothing", FLOAT, 0.1, "label smoothing", from_to(0, 1, high_open=True)),
-        ("--train-interpolation", TEXT, "bicubic", "resampling of training crops", one_of(train_interpolations)),
+        ("--train-interpolation", TEXT, "bicubic", "resampling of training crops (timm's names, or random)"),
         ("--hflip", FLOAT, None, "horizontal flip probability (default: the data's)", from_to(0, 1)),
         ("--repeated-aug", SWITCH, True, "repeated augmentation (distributed)", None, "--no-repeated-aug"),
         ("--reprob", FLOAT, 0.25, "random erasing probability", from_to(0, 1)),
-        ("--remode", TEXT, "pixel", "random erasing fill", one_of(erasing_modes)),
+        ("--remode", TEXT, "pixel", "random erasing fill: pixel, rand or const"),
         ("--recount", INT, 1, "random erasing boxes per image", at_least(1)),
         ("--mixup", FLOAT, 0.8, "mixup alpha (0: off)", at_least(0)),
         ("--cutmix", FLOAT, 1.0, "cutmix alpha (0: off)", at_least(0)),
@@ -262,6 +262,12 @@ FLAGS: tuple[Flag, ...] = (
     ),
 )  # fmt: skip
 
+# flags whose values timm parses: its own parsers check them (``sws.augmentation``)
+TIMM_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "--aa": check_auto_augment,
+    "--train-interpolation": check_train_interpolation,
+    "--remode": check_random_erasing_mode,
+}
 FLAG_OF: dict[str, Flag] = {flag.dest: flag for flag in FLAGS}
 DEFAULTS: dict[str, Any] = {flag.dest: flag.default for flag in FLAGS}
 # a default-on switch turned off by its own name: ``no-model-ema: true`` in a config
@@ -342,8 +348,8 @@ def _checked(flag: Flag, value: Any, name: str) -> Any:
         for item in items:
             if not flag.rule.test(item):
                 raise ConfigError(f"{name} {_shown(value)} is not allowed: {_what(flag)}")
-    if flag.option == "--aa":
-        check_auto_augment(converted)
+    if flag.option in TIMM_CHECKS:  # what timm itself reads decides, before anything is built
+        TIMM_CHECKS[flag.option](converted)
     return converted
 
 
