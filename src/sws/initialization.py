@@ -28,6 +28,7 @@ Every function returns a record of what it did, kept in the run's summary.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -42,8 +43,18 @@ from timm.layers import resample_abs_pos_embed
 from timm.models import VisionTransformer
 
 from sws.architecture import ViTArchitecture
-from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_file
-from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel
+from sws.checkpoint import (
+    ENTRIES,
+    StateFit,
+    check_checkpoint,
+    hub_weights_file,
+    is_sws_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_weights_file,
+    show,
+)
+from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel, first_line
 from sws.expansion import initialize_from_learngene
 from sws.extraction import load_learngene
 
@@ -252,13 +263,21 @@ def initialize_model(
 
 
 def load_ancestry(path: str | os.PathLike[str] | None) -> VisionTransformer:
-    """A full pre-trained ViT: an ``sws train`` checkpoint or a timm hub folder."""
+    """A full pre-trained ViT: an ``sws train`` checkpoint or a timm hub folder (``model.safetensors``)."""
     if not path:
         raise ConfigError("this initialization copies a pre-trained model: give --ancestry")
     path = Path(path)
     if path.is_dir():
-        return timm.create_model(f"local-dir:{path}", pretrained=True)
-    model = model_from_checkpoint(load_checkpoint(path))
+        hub_weights_file(path)  # refuses a folder of pickled weights before timm would unpickle them
+        try:
+            model = timm.create_model(f"local-dir:{path}", pretrained=True)
+        except (RuntimeError, ValueError, KeyError, TypeError, OSError) as error:
+            raise CheckpointError(
+                f"--ancestry {path} is not a timm hub folder that builds a model ({type(error).__name__}: "
+                f"{first_line(error)}); give a folder with config.json and model.safetensors, or a checkpoint"
+            ) from None
+    else:
+        model = model_from_checkpoint(load_checkpoint(path), where=path)
     if not isinstance(model, VisionTransformer):
         raise IncompatibleModelError(f"the ancestry {path} holds a {type(model).__name__}, not a ViT")
     return model
@@ -338,17 +357,18 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
     if "pos_embed" in state and "pos_embed" in own and state["pos_embed"].shape != own["pos_embed"].shape:
         state["pos_embed"] = _fit_pos_embed(state["pos_embed"], model)
         note = "resampled"
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("head.")]
-    if missing:
+    fit = StateFit.of(model, state)
+    fit = dataclasses.replace(fit, missing=[k for k in fit.missing if not k.startswith("head.")])  # a new head
+    problem = fit.problem(unknown=False)
+    if problem is not None:
         raise IncompatibleModelError(
-            f"--finetune {path} lacks {len(missing)} tensors of the model (first: {missing[0]}); "
-            "it holds another architecture"
+            f"--finetune {path} does not fit the model ({problem}); it holds another architecture or width: "
+            "give the --model and --model-kwargs it was trained with"
         )
-    if result.unexpected_keys:
+    model.load_state_dict(state, strict=False)
+    if fit.unknown:
         warnings.warn(
-            f"--finetune ignored {len(result.unexpected_keys)} tensors the model does not have "
-            f"(first: {result.unexpected_keys[0]})",
+            f"--finetune ignored {len(fit.unknown)} tensors the model does not have (first: {fit.unknown[0]})",
             stacklevel=caller_stacklevel(),
         )
     return {"method": "finetune", "checkpoint": str(path), "head": "new" if dropped else "copied", "pos_embed": note}
@@ -356,12 +376,14 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
-        path = path / "model.safetensors"
+        path = hub_weights_file(path)
     loaded = read_weights_file(path)
-    state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
+    if is_sws_checkpoint(loaded):
+        check_checkpoint(loaded, path, "weights")
+    state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+    if not ENTRIES["model"].fits(state):
         raise CheckpointError(
-            f"{path} holds no state dict; give a checkpoint of weights (sws train's, a DeiT-style "
-            "{'model': ...} file, a state dict, safetensors or a timm folder)"
+            f"{path} holds {show(state)}, not a state dict of weights; give a checkpoint of weights (sws train's, "
+            "a DeiT-style {'model': ...} file, a state dict, safetensors or a timm folder)"
         )
     return dict(state)

@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--resume", default="", help="checkpoint to resume from, or 'auto' (the output_dir's)")
+    g.add_argument("--overwrite", action="store_true", help="start afresh in an --output_dir that holds another run")
     g.add_argument("--eval", action="store_true", help="only evaluate (the --resume/--finetune/--load-gene model)")
     g.add_argument(
         "--eval-init", action="store_true", help="also evaluate the initialized model before training (its init top-1)"
