@@ -354,8 +354,9 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
     for key in dropped:
         del state[key]
     note = "copied"
-    if "pos_embed" in state and "pos_embed" in own and state["pos_embed"].shape != own["pos_embed"].shape:
-        state["pos_embed"] = _fit_pos_embed(state["pos_embed"], model)
+    saved, wanted = state.get("pos_embed"), own.get("pos_embed")
+    if saved is not None and wanted is not None and saved.shape != wanted.shape and _resamplable(saved, wanted):
+        state["pos_embed"] = _fit_pos_embed(saved, model)
         note = "resampled"
     fit = StateFit.of(model, state)
     fit = dataclasses.replace(fit, missing=[k for k in fit.missing if not k.startswith("head.")])  # a new head
@@ -372,6 +373,11 @@ def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dic
             stacklevel=caller_stacklevel(),
         )
     return {"method": "finetune", "checkpoint": str(path), "head": "new" if dropped else "copied", "pos_embed": note}
+
+
+def _resamplable(saved: torch.Tensor, wanted: torch.Tensor) -> bool:
+    """A position embedding for another grid at the same width (one of another width is a misfit)."""
+    return saved.ndim == 3 and saved.shape[0] == 1 and saved.shape[2] == wanted.shape[2]
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

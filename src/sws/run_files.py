@@ -127,7 +127,8 @@ def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[s
 def describe_changes(changed: Mapping[str, tuple[Any, Any]]) -> str:
     """``--seed 0 then, 5 now; ...`` (every comparable flag is spelled ``--dashed-name``)."""
     return "; ".join(
-        f"--{key.replace('_', '-')} {show(then)} then, {show(now)} now" for key, (then, now) in changed.items()
+        f"--{key.replace('_', '-')} {show(then, 200)} then, {show(now, 200)} now"
+        for key, (then, now) in changed.items()
     )
 
 
@@ -319,6 +320,7 @@ class RunFiles:
         spec: tuple[str, dict[str, Any]],
         data: DataSpec,
         processes: Processes,
+        resumed_from: Path | None = None,
     ) -> None:
         writes = processes.is_main and output_dir is not None
         self.output_dir = output_dir if writes else None
@@ -327,6 +329,7 @@ class RunFiles:
         self.data = data
         self.log = RunLog(output_dir, writes, args.tensorboard)
         self.last_state: dict[str, Any] | None = None
+        self.resumed_from = resumed_from  # the checkpoint the run continues
 
     def __enter__(self) -> RunFiles:
         return self
@@ -377,9 +380,10 @@ class RunFiles:
         if self.output_dir is None:
             return
         if is_aux_net(model):
+            # a run resumed at its end saved no epoch: its learngene is the resumed checkpoint's
             checkpoint = self.last_state or load_checkpoint(
-                self.output_dir / LAST_NAME, "learngene"
-            )  # resumed at its end
+                self.resumed_from or self.output_dir / LAST_NAME, "learngene"
+            )
             extract(checkpoint).save(self.output_dir / "learngene.safetensors")
         elif is_sws_shaped(model):
             save_des_net(

@@ -95,7 +95,7 @@ def train(args: argparse.Namespace) -> TrainResult:
             return _evaluate_only(run, args, processes, output_dir)
         data, model, opt, progress, device = run.data, run.model, run.opt, run.progress, processes.device
         train_model = _wrap_for_training(model, args, processes)
-        with RunFiles(output_dir, args, run.spec, data.spec, processes) as files:
+        with RunFiles(output_dir, args, run.spec, data.spec, processes, run.resumed_from) as files:
             files.start(progress.history)
             for epoch in range(progress.start_epoch, args.epochs):
                 if hasattr(data.train_sampler, "set_epoch"):
@@ -144,6 +144,7 @@ class Run:
     teacher: nn.Module | None
     opt: Optimization | None
     progress: Progress
+    resumed_from: Path | None = None  # the checkpoint the run continues
 
 
 def build_run(args: argparse.Namespace, processes: Processes, output_dir: Path | None) -> Run:
@@ -169,7 +170,7 @@ def build_run(args: argparse.Namespace, processes: Processes, output_dir: Path |
         stats = evaluate(model, data.val_loader, processes.device, opt.amp_dtype, processes)
         progress.init_record = {**progress.init_record, "top1": stats["top1"], "loss": stats["loss"]}
         processes.print(f"before training: top-1 {stats['top1']:.2f}%  loss {stats['loss']:.4f}")
-    return Run(data, model, spec, teacher, opt, progress)
+    return Run(data, model, spec, teacher, opt, progress, path if checkpoint is not None else None)
 
 
 def _evaluate_only(run: Run, args: argparse.Namespace, processes: Processes, output_dir: Path | None) -> TrainResult:
