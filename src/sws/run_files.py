@@ -118,9 +118,10 @@ def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[s
     for key, value in now.items():
         if key in HOW_NOT_WHAT or key not in saved or saved[key] == value:
             continue
-        moved = key in PATH_FLAGS and saved[key] and value and Path(saved[key]).name == Path(value).name
-        if not moved:
-            changed[key] = (saved[key], value)
+        then = saved[key]
+        paths = key in PATH_FLAGS and isinstance(then, str) and isinstance(value, str) and then and value
+        if not (paths and Path(then).name == Path(value).name):  # a path that kept its name: moved
+            changed[key] = (then, value)
     return changed
 
 
@@ -148,14 +149,14 @@ def check_run_folder(output_dir: Path | None, args: argparse.Namespace, processe
     """Refuse to train in a folder that holds another run (see the module docstring); return what
     the folder holds when it is this very run, finished; ``None`` to go on. With ``--overwrite`` the
     old ``summary.json`` goes first, so that a kill never leaves it beside a new checkpoint."""
+    if args.overwrite and args.resume:
+        raise ConfigError("--overwrite starts the run afresh and --resume continues it: give one of them")
     if output_dir is None or args.eval:
         return None  # an evaluation writes nothing into the folder
     has_checkpoint, has_summary = (output_dir / LAST_NAME).is_file(), (output_dir / SUMMARY_NAME).is_file()
     if not ((output_dir / ARGS_NAME).is_file() and (has_checkpoint or has_summary)):
         return None
     if args.overwrite:
-        if args.resume:
-            raise ConfigError("--overwrite starts the run afresh and --resume continues it: give one of them")
         barrier(processes)  # every process has looked before rank 0 removes the summary
         if processes.is_main:
             (output_dir / SUMMARY_NAME).unlink(missing_ok=True)
@@ -221,7 +222,13 @@ def read_resume_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, An
     written with other flags is refused: a resumed run keeps its recipe."""
     checkpoint = load_checkpoint(path, "evaluate" if args.eval else "resume")
     if not args.eval and "args" in checkpoint:
-        changed = changed_settings(saved_form(checkpoint["args"]), saved_form(args))
+        try:
+            saved = saved_form(checkpoint["args"])
+        except yaml.YAMLError as error:
+            raise CheckpointError(
+                f"{path}: entry 'args' holds values that are not flags ({first_line(error)})"
+            ) from None
+        changed = changed_settings(saved, saved_form(args))
         if changed:
             raise CheckpointError(
                 f"{path} was written with other flags ({describe_changes(changed)}); a resumed run keeps its "

@@ -83,7 +83,7 @@ def train(args: argparse.Namespace) -> TrainResult:
     over epochs that trains, evaluates and saves.
 
     Example:
-        >>> train(parse_args(["--model", "aux_net", "--layout", "1,1", "--data-set", "MNIST5K"])).summary["top1"]
+        >>> train(parse_args(["--model", "aux_net", "--layout", "1,1", "--data-set", "MNIST5K", "--epochs", "1"]))
     """
     output_dir = Path(args.output_dir) if args.output_dir else None
     with run_processes(args.device) as processes, run_folder(output_dir, enabled=processes.is_main):
@@ -91,7 +91,7 @@ def train(args: argparse.Namespace) -> TrainResult:
         if finished is not None:
             return finished
         run = build_run(args, processes, output_dir)
-        if run.opt is None:
+        if run.opt is None:  # --eval
             return _evaluate_only(run, args, processes, output_dir)
         data, model, opt, progress, device = run.data, run.model, run.opt, run.progress, processes.device
         train_model = _wrap_for_training(model, args, processes)
@@ -127,7 +127,9 @@ def train(args: argparse.Namespace) -> TrainResult:
                 f"done: {len(progress.history)} epochs, final top-1 {progress.history[-1]['eval_top1']:.2f}%, "
                 f"best {progress.best_top1:.2f}%" + (f"; outputs in {output_dir}" if output_dir else "")
             )
-        return TrainResult(model, progress.history, summary, output_dir, opt.ema.module if opt.ema else None)
+        return TrainResult(
+            model, progress.history, summary, output_dir, opt.ema.module if opt.ema is not None else None
+        )
 
 
 def _prefixed(prefix: str, stats: dict[str, float]) -> dict[str, float]:
@@ -160,7 +162,7 @@ def build_run(args: argparse.Namespace, processes: Processes, output_dir: Path |
     teacher = build_teacher(args, data, processes.device) if not args.eval else None
     opt = build_optimization(args, model, teacher, data, processes) if not args.eval else None
     progress = Progress(0, [], None, init_record)
-    if path is not None and checkpoint is not None:
+    if checkpoint is not None:
         progress = resume(checkpoint, path, model, spec, opt, processes)
         progress.init_record = progress.init_record or init_record  # checkpoints of sws 0.1 lack it
         if opt is not None:
@@ -170,7 +172,7 @@ def build_run(args: argparse.Namespace, processes: Processes, output_dir: Path |
         stats = evaluate(model, data.val_loader, processes.device, opt.amp_dtype, processes)
         progress.init_record = {**progress.init_record, "top1": stats["top1"], "loss": stats["loss"]}
         processes.print(f"before training: top-1 {stats['top1']:.2f}%  loss {stats['loss']:.4f}")
-    return Run(data, model, spec, teacher, opt, progress, path if checkpoint is not None else None)
+    return Run(data, model, spec, teacher, opt, progress, resumed_from=path if checkpoint is not None else None)
 
 
 def _evaluate_only(run: Run, args: argparse.Namespace, processes: Processes, output_dir: Path | None) -> TrainResult:
