@@ -19,6 +19,7 @@ from sws.train import train
 from sws.train_config import parse_args
 from tests.conftest import FAST, kill_at_line
 from tests.test_ddp import torchrun
+from tests.test_run_folder import interrupted_after
 
 TINY_DES = ["--model", "des_net", "--model-kwargs", "depth=2", "embed_dim=32", "num_heads=2", "patch_size=4"]
 BUILTIN = ["--data-set", "DIGITS", "--input-size", "8", "--model-kwargs", "depth=2", "embed_dim=32", "num_heads=2",
@@ -60,7 +61,8 @@ def test_on_refuses_in_one_line_what_it_cannot_hold(image_folder, tmp_path, caps
 def test_a_nan_at_a_known_step_stops_the_run_and_keeps_the_checkpoint(image_folder, tmp_path, monkeypatch, capsys):
     args = [*TINY_DES, *FAST, "--data-path", str(image_folder), "--output_dir", str(tmp_path / "run"),
             "--batch-size", "8", "--print-freq", "3"]  # fmt: skip
-    assert main(["train", *args, "--epochs", "1"]) == 0
+    with interrupted_after(1):
+        main(["train", *args, "--epochs", "3"])
     before = (tmp_path / "run" / "checkpoint.pth").read_bytes()
     real_forward, calls = DistillationLoss.forward, []
 
@@ -122,7 +124,8 @@ def test_compile_composes_with_weight_sharing_ema_distillation_and_resume(image_
             "patch_size=4", *FAST, "--data-path", str(image_folder), "--compile", "--model-ema",
             "--model-ema-decay", "0.9", "--teacher-model", "test_resnet", "--teacher-path",
             str(teacher / "checkpoint.pth"), "--distillation-type", "soft", "--output_dir", str(run)]  # fmt: skip
-    assert main([*args, "--epochs", "1"]) == 0
+    with interrupted_after(1):
+        main([*args, "--epochs", "2"])
     assert main([*args, "--epochs", "2", "--resume", "auto"]) == 0
     checkpoint = load_checkpoint(run / "checkpoint.pth")
     assert [r["epoch"] for r in checkpoint["history"]] == [0, 1]

@@ -47,8 +47,9 @@ def test_teacher_is_frozen_and_outside_the_optimizer(image_folder, tmp_path) -> 
     from sws.checkpoint import load_checkpoint
     from sws.cli import main
     from sws.distributed import Processes
+    from sws.engine import train_one_epoch
     from sws.loaders import build_training_data
-    from sws.train import build_model, build_optimization, build_teacher, train_one_epoch
+    from sws.train import build_model, build_optimization, build_teacher
     from sws.train_config import parse_args
     from tests.conftest import FAST, TINY_VIT
 

@@ -237,11 +237,13 @@ def test_eval_reports_top1_top5_loss_and_speed(image_folder, tmp_path, capsys) -
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_path, capsys) -> None:
+    """Also under --overwrite: the old checkpoint is replaced only by the new run's first good one."""
     run = tmp_path / "run"
     assert main(["train", *_fast_run_args(image_folder, run, 1)]) == 0
     before = (run / "checkpoint.pth").read_bytes()
     checkpoint = str(run / "checkpoint.pth")
-    assert main(["train", *_fast_run_args(image_folder, run, 3, ["--lr", "1e30", "--finetune", checkpoint])]) == 2
+    nan_run = ["--lr", "1e30", "--finetune", checkpoint, "--overwrite"]
+    assert main(["train", *_fast_run_args(image_folder, run, 3, nan_run)]) == 2
     err = capsys.readouterr().err
     assert "the training loss became" in err and "last good checkpoint is intact" in err
     assert (run / "checkpoint.pth").read_bytes() == before
@@ -309,7 +311,8 @@ def test_bad_input_is_a_clear_error(make, extra, message, image_folder, tmp_path
 def test_resuming_another_model_is_a_clear_error(image_folder, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     assert main(["train", *_fast_run_args(image_folder, run, 1)]) == 0
-    other = [*_fast_run_args(image_folder, tmp_path / "other", 2), "--resume", str(run / "checkpoint.pth")]
+    other = [*_fast_run_args(image_folder, tmp_path / "other", 1), "--resume", str(run / "checkpoint.pth")]
     other[other.index("depth=2")] = "depth=3"
     assert main(["train", *other]) == 2
-    assert "holds another model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "was written with other flags (--model-kwargs" in err and "'depth': 2" in err and "'depth': 3" in err, err

@@ -19,8 +19,10 @@ from sws.train import train
 from sws.train_config import parse_args
 from tests.conftest import FAST, kill_at_line
 from tests.test_ddp import torchrun
+from tests.test_run_folder import interrupted_after
 
 WORKER = str(Path(__file__).with_name("ddp_worker.py"))
+INTERRUPTED_WORKER = str(Path(__file__).with_name("ddp_interrupted_worker.py"))
 TINY_DES = ["--model", "des_net", "--model-kwargs", "depth=2", "embed_dim=32", "num_heads=2", "patch_size=4"]
 # no random augmentation and no dropout, so that only the split of the batch differs between runs
 DETERMINISTIC = ["--hflip", "0", "--crop-pad", "0", "--color-jitter", "0", "--no-repeated-aug", "--seed", "5"]
@@ -71,7 +73,8 @@ def test_resume_is_exact_with_several_processes(image_folder, tmp_path) -> None:
     args = [*TINY_DES, *FAST, *RANDOM_AUG, *CONSTANT_LR, "--data-path", str(image_folder), "--batch-size", "8"]
     torchrun(WORKER, str(tmp_path), *args, "--epochs", "2", "--output_dir", str(tmp_path / "whole"))
     resumed = tmp_path / "resumed"
-    torchrun(WORKER, str(tmp_path), *args, "--epochs", "1", "--output_dir", str(resumed))
+    torchrun(INTERRUPTED_WORKER, "1", *args, "--epochs", "2", "--output_dir", str(resumed))
+    assert load_checkpoint(resumed / "checkpoint.pth")["epoch"] == 0 and not (resumed / "summary.json").exists()
     torchrun(WORKER, str(tmp_path), *args, "--epochs", "2", "--output_dir", str(resumed), "--resume", "auto")
     whole = load_checkpoint(tmp_path / "whole" / "checkpoint.pth")
     again = load_checkpoint(resumed / "checkpoint.pth")
@@ -84,7 +87,8 @@ def test_resume_is_exact_with_several_processes(image_folder, tmp_path) -> None:
 def test_ema_is_saved_and_restored_on_resume(image_folder, tmp_path) -> None:
     args = [*TINY_DES, *FAST, *CONSTANT_LR, "--data-path", str(image_folder), "--model-ema", "--model-ema-decay", "0.9"]
     whole = train(parse_args([*args, "--epochs", "2", "--output_dir", str(tmp_path / "whole")]))
-    train(parse_args([*args, "--epochs", "1", "--output_dir", str(tmp_path / "resumed")]))
+    with interrupted_after(1):
+        train(parse_args([*args, "--epochs", "2", "--output_dir", str(tmp_path / "resumed")]))
     resumed = train(parse_args([*args, "--epochs", "2", "--output_dir", str(tmp_path / "resumed"), "--resume", "auto"]))
     for key, value in whole.ema.state_dict().items():
         assert torch.equal(value, resumed.ema.state_dict()[key]), key
@@ -111,10 +115,9 @@ DYING_WRITER = textwrap.dedent(
     def save_then_die(obj, f, *args, **kwargs):
         global writes
         writes += 1
-        if writes == 2:
-            with open(f, "wb") as half:
-                half.write(b"PK\\x03\\x04 half a checkpoint")
-                half.flush()
+        if writes == 2:  # f is the open temporary file
+            f.write(b"PK\\x03\\x04 half a checkpoint")
+            f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         return real_save(obj, f, *args, **kwargs)
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sws.checkpoint import is_sws_checkpoint, model_from_checkpoint, read_weights_file
+from sws.checkpoint import ENTRIES, StateFit, is_sws_checkpoint, model_from_checkpoint, read_weights_file, show
 from sws.errors import CheckpointError, ConfigError, UnknownModelArgument, first_line
 from sws.models import create_model
 
@@ -122,12 +122,12 @@ def load_teacher(
         path = Path(path)
         loaded = read_weights_file(path)
         if is_sws_checkpoint(loaded):  # an sws train checkpoint rebuilds its own model
-            return freeze(model_from_checkpoint(loaded))
+            return freeze(model_from_checkpoint(loaded, where=path))
         state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
-        if not isinstance(state, dict):
+        if not ENTRIES["model"].fits(state):
             raise CheckpointError(
-                f"{path} holds no state dict for the teacher; give a file of its weights (safetensors, "
-                "torch.save(model.state_dict()), or an sws train checkpoint)"
+                f"{path} holds {show(state)}, not a state dict for the teacher; give a file of its weights "
+                "(safetensors, torch.save(model.state_dict()), or an sws train checkpoint)"
             )
         if not name:
             raise ConfigError("give --teacher-model: the teacher file does not say which model it holds")
@@ -161,22 +161,16 @@ def _create(name: str, **kwargs: Any) -> nn.Module:
 
 
 def _load_teacher_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    own = model.state_dict()
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if mismatched:
+    fit = StateFit.of(model, state)
+    problem = fit.problem(unknown=False)
+    if problem is not None:
         raise CheckpointError(
-            f"teacher weights in {path} do not fit {type(model).__name__} (shape of {mismatched[0]} is "
-            f"{tuple(state[mismatched[0]].shape)}, the model has {tuple(own[mismatched[0]].shape)}); "
+            f"teacher weights in {path} do not fit {type(model).__name__} ({problem}); "
             "check --teacher-model and that the teacher was trained on this data's classes"
         )
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys:
-        raise CheckpointError(
-            f"teacher weights in {path} lack {len(result.missing_keys)} tensors of the model "
-            f"(first: {result.missing_keys[0]}); check --teacher-model"
-        )
-    if result.unexpected_keys:
-        warnings.warn(f"ignored {len(result.unexpected_keys)} unexpected teacher tensors", stacklevel=2)
+    model.load_state_dict(state, strict=False)
+    if fit.unknown:
+        warnings.warn(f"ignored {len(fit.unknown)} unexpected teacher tensors", stacklevel=2)
 
 
 def remap_original_levit(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -24,7 +24,13 @@ from typing import Any
 import torch.nn as nn
 
 from sws.aux_net import AuxNet
-from sws.checkpoint import is_sws_checkpoint, load_checkpoint, model_from_checkpoint, read_torch_file
+from sws.checkpoint import (
+    check_checkpoint,
+    is_sws_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_torch_file,
+)
 from sws.errors import CheckpointError, IncompatibleModelError, LearngeneFileError
 from sws.fileio import sniff_format
 from sws.learngene import Learngene, SWSLearngene, training_record
@@ -39,14 +45,24 @@ def extract(source: nn.Module | dict[str, Any] | str | os.PathLike[str], use_ema
     Example:
         >>> extract("runs/aux/checkpoint.pth").save("aux.learngene.safetensors")
     """
-    training: dict[str, Any] = {}
     if isinstance(source, nn.Module):
-        model, origin = source, "sws extract"
-    else:
-        checkpoint = source if isinstance(source, dict) else load_checkpoint(source)
-        model = model_from_checkpoint(checkpoint, use_ema=use_ema)
-        training = checkpoint_training_record(checkpoint, use_ema)
-        origin = "sws extract" if isinstance(source, dict) else f"sws extract {Path(source).name}"
+        return _learngene_of(source, {}, "sws extract")
+    if isinstance(source, dict):
+        return _extract_checkpoint(source, use_ema, "the checkpoint", "sws extract")
+    checkpoint = load_checkpoint(source, "learngene")
+    return _extract_checkpoint(checkpoint, use_ema, source, f"sws extract {Path(source).name}")
+
+
+def _extract_checkpoint(
+    checkpoint: dict[str, Any], use_ema: bool, where: str | os.PathLike[str], origin: str
+) -> Learngene:
+    """The learngene of an ``sws train`` checkpoint, checked entry by entry (``where`` names it)."""
+    check_checkpoint(checkpoint, where, "learngene")
+    model = model_from_checkpoint(checkpoint, use_ema=use_ema, where=where)
+    return _learngene_of(model, checkpoint_training_record(checkpoint, use_ema), origin)
+
+
+def _learngene_of(model: nn.Module, training: dict[str, Any], origin: str) -> Learngene:
     if isinstance(model, TLEGAuxNet):
         return TLEGLearngene.from_aux_net(model, training=training, source=origin)
     if isinstance(model, AuxNet):
@@ -97,7 +113,7 @@ def load_learngene(path: str | os.PathLike[str], **official_options: Any) -> Lea
             "SWS/TLEG checkpoint or an sws train checkpoint of an Aux-Net"
         )
     if is_sws_checkpoint(checkpoint):
-        return extract(checkpoint, use_ema=bool(official_options.get("use_ema")))
+        return _extract_checkpoint(checkpoint, bool(official_options.get("use_ema")), path, "sws extract")
     return import_official(checkpoint, name=path.name, **official_options)
 
 

@@ -28,6 +28,7 @@ Every function returns a record of what it did, kept in the run's summary.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -39,12 +40,21 @@ from typing import Any
 import timm
 import torch
 import torch.nn as nn
-from timm.layers import resample_abs_pos_embed
 from timm.models import VisionTransformer
 
 from sws.architecture import ViTArchitecture, fit_patch_embed, fit_pos_embed
-from sws.checkpoint import load_checkpoint, model_from_checkpoint, read_weights_file
-from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel
+from sws.checkpoint import (
+    ENTRIES,
+    StateFit,
+    check_checkpoint,
+    hub_weights_file,
+    is_sws_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    read_weights_file,
+    show,
+)
+from sws.errors import CheckpointError, ConfigError, IncompatibleModelError, caller_stacklevel, first_line
 from sws.expansion import initialize_from_learngene
 from sws.extraction import load_learngene
 
@@ -135,7 +145,7 @@ def _apply_inherit(model: nn.Module, options: InitOptions) -> dict[str, Any]:
 def _apply_pretrained(model: nn.Module, options: InitOptions) -> dict[str, Any]:
     if not options.finetune:
         raise ConfigError("--init pretrain-finetune starts from a pre-trained model of this size: give --finetune")
-    return {**load_finetune_weights(model, options.finetune), "method": "pretrain-finetune"}
+    return {**load_finetune_weights(model, options.finetune, options.new_head), "method": "pretrain-finetune"}
 
 
 def _apply_scratch(model: nn.Module, options: InitOptions) -> dict[str, Any]:
@@ -269,7 +279,7 @@ def initialize_model(
     if finetune and (options.load_gene or method not in ("auto", "scratch")):
         raise ConfigError("--finetune starts from a whole model; do not combine it with --load-gene or --init")
     if finetune:
-        return load_finetune_weights(model, finetune)
+        return load_finetune_weights(model, finetune, options.new_head)
     if method == "auto":
         return _apply_learngene(None)(model, options) if options.load_gene else {"method": "scratch"}
     check_methods([method], "--init")
@@ -277,13 +287,21 @@ def initialize_model(
 
 
 def load_ancestry(path: str | os.PathLike[str] | None) -> VisionTransformer:
-    """A full pre-trained ViT: an ``sws train`` checkpoint or a timm hub folder."""
+    """A full pre-trained ViT: an ``sws train`` checkpoint or a timm hub folder (``model.safetensors``)."""
     if not path:
         raise ConfigError("this initialization copies a pre-trained model: give --ancestry")
     path = Path(path)
     if path.is_dir():
-        return timm.create_model(f"local-dir:{path}", pretrained=True)
-    model = model_from_checkpoint(load_checkpoint(path))
+        hub_weights_file(path)  # refuses a folder of pickled weights before timm would unpickle them
+        try:
+            model = timm.create_model(f"local-dir:{path}", pretrained=True)
+        except (RuntimeError, ValueError, KeyError, TypeError, OSError) as error:
+            raise CheckpointError(
+                f"--ancestry {path} is not a timm hub folder that builds a model ({type(error).__name__}: "
+                f"{first_line(error)}); give a folder with config.json and model.safetensors, or a checkpoint"
+            ) from None
+    else:
+        model = model_from_checkpoint(load_checkpoint(path), where=path)
     if not isinstance(model, VisionTransformer):
         raise IncompatibleModelError(f"the ancestry {path} holds a {type(model).__name__}, not a ViT")
     return model
@@ -346,60 +364,66 @@ def _prefix(model: nn.Module) -> int:
     return model.pos_embed.shape[1] - math.prod(model.patch_embed.grid_size)
 
 
-def _fit_pos_embed(pos_embed: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """A position embedding resampled to ``model``'s patch grid, dropping prefix-token slots that the
-    model does not have (DeiT's fine-tuning rule)."""
-    target_tokens = model.pos_embed.shape[1]
-    grid = tuple(model.patch_embed.grid_size)
-    model_prefix = target_tokens - grid[0] * grid[1]
-    source_tokens = pos_embed.shape[1]
-    side = int((source_tokens - model_prefix) ** 0.5)
-    source_prefix = source_tokens - side * side
-    if source_prefix > model_prefix:
-        pos_embed = pos_embed[:, source_prefix - model_prefix :]
-        source_prefix = model_prefix
-    if pos_embed.shape == model.pos_embed.shape:
-        return pos_embed
-    return resample_abs_pos_embed(pos_embed, new_size=list(grid), num_prefix_tokens=source_prefix)
-
-
-def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """DeiT's ``--finetune``: load a checkpoint's weights, dropping a classifier of another size and
-    resampling the position embedding. Reads sws checkpoints, DeiT ``{'model': ...}`` files, bare
+def load_finetune_weights(model: nn.Module, path: str | os.PathLike[str], new_head: bool = False) -> dict[str, Any]:
+    """DeiT's ``--finetune``: load a checkpoint's weights, dropping a classifier of another size (or any,
+    with ``new_head``: other data's classes), resampling the position embedding and fitting the patch
+    embedding to the images' channels. Reads sws checkpoints, DeiT ``{'model': ...}`` files, bare
     state dicts (weights-only), safetensors files and timm hub folders."""
     state = _read_weights(Path(path))
     own = model.state_dict()
-    dropped = [k for k in ("head.weight", "head.bias") if k in state and k in own and state[k].shape != own[k].shape]
+    heads = [k for k in ("head.weight", "head.bias") if k in state and k in own]
+    dropped = [k for k in heads if new_head or state[k].shape != own[k].shape]
     for key in dropped:
         del state[key]
     note = "copied"
-    if "pos_embed" in state and "pos_embed" in own and state["pos_embed"].shape != own["pos_embed"].shape:
-        state["pos_embed"] = _fit_pos_embed(state["pos_embed"], model)
+    saved, wanted = state.get("pos_embed"), own.get("pos_embed")
+    if saved is not None and wanted is not None and saved.shape != wanted.shape and _resamplable(saved, wanted):
+        state["pos_embed"] = fit_pos_embed(saved, tuple(model.patch_embed.grid_size), _prefix(model))[0]
         note = "resampled"
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("head.")]
-    if missing:
+    channels = _fit_channels(model, state)
+    fit = StateFit.of(model, state)
+    fit = dataclasses.replace(fit, missing=[k for k in fit.missing if not k.startswith("head.")])  # a new head
+    problem = fit.problem(unknown=False)
+    if problem is not None:
         raise IncompatibleModelError(
-            f"--finetune {path} lacks {len(missing)} tensors of the model (first: {missing[0]}); "
-            "it holds another architecture"
+            f"--finetune {path} does not fit the model ({problem}); it holds another architecture or width: "
+            "give the --model and --model-kwargs it was trained with"
         )
-    if result.unexpected_keys:
+    model.load_state_dict(state, strict=False)
+    if fit.unknown:
         warnings.warn(
-            f"--finetune ignored {len(result.unexpected_keys)} tensors the model does not have "
-            f"(first: {result.unexpected_keys[0]})",
+            f"--finetune ignored {len(fit.unknown)} tensors the model does not have (first: {fit.unknown[0]})",
             stacklevel=caller_stacklevel(),
         )
-    return {"method": "finetune", "checkpoint": str(path), "head": "new" if dropped else "copied", "pos_embed": note}
+    record = {"method": "finetune", "checkpoint": str(path), "head": "new" if dropped else "copied", "pos_embed": note}
+    return {**record, "channels": channels} if channels != "kept" else record
+
+
+def _fit_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """A patch projection trained on other channels, fitted to the model's where it can be."""
+    saved = state.get("patch_embed.proj.weight")
+    proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+    if saved is None or proj is None or saved.ndim != 4 or saved.shape[1] == proj.in_channels:
+        return "kept"
+    state["patch_embed.proj.weight"], note = fit_patch_embed(saved, proj.in_channels)
+    return note
+
+
+def _resamplable(saved: torch.Tensor, wanted: torch.Tensor) -> bool:
+    """A position embedding for another grid at the same width (one of another width is a misfit)."""
+    return saved.ndim == 3 and saved.shape[0] == 1 and saved.shape[2] == wanted.shape[2]
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
-        path = path / "model.safetensors"
+        path = hub_weights_file(path)
     loaded = read_weights_file(path)
-    state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
+    if is_sws_checkpoint(loaded):
+        check_checkpoint(loaded, path, "weights")
+    state = loaded.get("model", loaded) if isinstance(loaded, dict) else loaded
+    if not ENTRIES["model"].fits(state):
         raise CheckpointError(
-            f"{path} holds no state dict; give a checkpoint of weights (sws train's, a DeiT-style "
-            "{'model': ...} file, a state dict, safetensors or a timm folder)"
+            f"{path} holds {show(state)}, not a state dict of weights; give a checkpoint of weights (sws train's, "
+            "a DeiT-style {'model': ...} file, a state dict, safetensors or a timm folder)"
         )
     return dict(state)

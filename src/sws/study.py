@@ -46,46 +46,12 @@ from sws.initialization import METHODS, InitOptions, check_methods
 from sws.layout import StageLayout
 from sws.records import Results, RunRecord
 from sws.report import write_report
+from sws.run_files import changed_settings, saved_form
 from sws.study_config import BUDGET_BASELINES, data_of
 from sws.train import train
-from sws.train_config import DEFAULTS, build_args, flag_of, merge_settings, plain_args
+from sws.train_config import DEFAULTS, build_args, flag_of, merge_settings
 
 SUMMARY_NAME = "summary.json"
-# ``sws train`` settings that change how a run goes, not what it learns: a step run with other values
-# of these is still the step the config asks for
-HOW_NOT_WHAT = frozenset(
-    {
-        "output_dir",
-        "resume",
-        "num_workers",
-        "pin_mem",
-        "print_freq",
-        "device",
-        "tensorboard",
-        "data_on_device",
-        "compile",
-        "overwrite",
-        "print_config",
-        "config",
-    }
-)
-# settings naming a file or folder, which keeps its name when a run folder is moved or copied
-PATH_FLAGS = frozenset({"load_gene", "teacher_path", "ancestry", "finetune", "data_path"})
-
-
-def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """The settings of ``now`` that differ from a run folder's ``saved`` ones (its ``args.yaml``), as
-    ``{setting: (then, now)}``: how a run goes does not count, nor a path whose file name is kept
-    (a moved folder), nor a setting that an older ``args.yaml`` lacks."""
-    now = yaml.safe_load(yaml.safe_dump(now))  # the form args.yaml holds
-    changed = {}
-    for key, value in now.items():
-        if key in HOW_NOT_WHAT or key not in saved or saved[key] == value:
-            continue
-        moved = key in PATH_FLAGS and saved[key] and value and Path(saved[key]).name == Path(value).name
-        if not moved:
-            changed[key] = (saved[key], value)
-    return changed
 
 
 @dataclass
@@ -129,7 +95,7 @@ class TrainStep:
         if not saved_path.is_file():
             return {}
         saved = yaml.safe_load(saved_path.read_text()) or {}
-        return changed_settings(saved, plain_args(self.validated()))
+        return changed_settings(saved, saved_form(self.validated()))
 
     def record(self) -> RunRecord:
         """What the report keeps of this step's run."""

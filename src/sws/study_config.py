@@ -135,7 +135,7 @@ SECTIONS: dict[str, dict[str, Callable[[Any, str], None]]] = {
     "ancestry": {"depth": _DEPTH},
     "budget": {
         "depths": lambda v, w: None if v == "all" else _DEPTHS(v, w),
-        "epochs": _whole(1),
+        "epochs": _whole(0),  # 0: no budget study
         "sws_epochs": _whole(1),
         "baselines": lambda v, w: _baselines(v, w),
         "check_depths": _DEPTHS,
