@@ -81,6 +81,7 @@ class Files:
     data: Path  # ImageFolder: 3 colour classes of 16 px images, 16 train and 4 val each
     gene: Path  # SWS learngene, layout 1,1, width 32, 3 classes, 3 channels, 16 px, with a training record
     gene1: Path  # the same for 1-channel images
+    gene2: Path  # the same for 2-channel images (no rule fits them to 3)
     run: Path  # a finished one-epoch Aux-Net run on ``data`` (checkpoint.pth, learngene.safetensors, ...)
     checkpoint: dict[str, Any]  # the run's checkpoint, read
     official: Path  # an official SWS Aux-Net checkpoint (5 stages, width 48)
@@ -98,6 +99,9 @@ def files(tmp_path_factory) -> Files:
     gene1 = SWSLearngene.from_aux_net(perturbed_aux_net("1,1", ARCH.replace(in_chans=1))).save(
         root / "gene1.safetensors"
     )
+    gene2 = SWSLearngene.from_aux_net(perturbed_aux_net("1,1", ARCH.replace(in_chans=2))).save(
+        root / "gene2.safetensors"
+    )
     run = root / "run"
     assert main(["train", *AUX, *FAST, "--data-path", str(data), "--epochs", "1", "--output_dir", str(run)]) == 0
     official = root / "official.pth"
@@ -109,6 +113,7 @@ def files(tmp_path_factory) -> Files:
         data=data,
         gene=gene,
         gene1=gene1,
+        gene2=gene2,
         run=run,
         checkpoint=load_checkpoint(run / "checkpoint.pth"),
         official=official,
@@ -257,8 +262,8 @@ TRAIN_VALUES = [
     cli("train --resume of a folder", lambda f, w: train(f, w, "--resume", str(f.run)), "not a file", "run"),
     cli("train --layers-source 0,9 --load-gene", lambda f, w: train(
         f, w, "--load-gene", str(f.gene), "--layers-source", "0,9", model=DES2), "0,9", "9"),
-    cli("train --load-gene of a 1-channel learngene on 3-channel data", lambda f, w: train(
-        f, w, "--load-gene", str(f.gene1)), "in_chans", "channel"),
+    cli("train --load-gene of a 2-channel learngene on 3-channel data", lambda f, w: train(
+        f, w, "--load-gene", str(f.gene2)), "in_chans", "channel"),
     cli("train --init select --ancestry that does not exist", lambda f, w: train(
         f, w, "--init", "select", "--ancestry", str(w / "no-such-model")), "no-such-model"),
     cli("train --distillation-type soft --teacher-model bogus", lambda f, w: train(

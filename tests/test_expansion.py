@@ -94,6 +94,29 @@ def test_head_is_new_when_classes_differ_and_pos_embed_resampled_for_other_sizes
     assert same.sws_expansion.head == "copied" and same.sws_expansion.pos_embed == "copied"
 
 
+def test_a_head_is_new_on_other_data_even_when_the_class_counts_agree(tiny_arch) -> None:
+    gene = SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch))
+    model = create_model("des_net", depth=4, **tiny_arch.to_dict())
+    fresh = model.head.weight.detach().clone()
+    assert initialize_from_learngene(model, gene, new_head=True).head == "new"
+    assert torch.equal(model.head.weight, fresh) and not torch.equal(model.head.weight, gene.tensors["head.weight"])
+
+
+@pytest.mark.parametrize(("trained", "wanted", "note"), [(1, 3, "1 -> 3 (replicated)"), (3, 1, "3 -> 1 (summed)")])
+def test_a_learngene_of_other_channels_reads_a_grey_image_as_it_did(tiny_arch, trained, wanted, note) -> None:
+    """A grey image copied to every channel, or summed to one, gets the patch embedding it had."""
+    gene = SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch.replace(in_chans=trained)))
+    des = expand(gene, depth=4, in_chans=wanted).eval()
+    assert des.sws_expansion.channels == note
+    grey = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        mine = gene.to_aux_net()(grey.expand(-1, trained, -1, -1))
+        theirs = des(grey.expand(-1, wanted, -1, -1))
+    assert torch.allclose(mine, theirs, atol=1e-5)
+    with pytest.raises(IncompatibleModelError, match="cannot be fitted to 5"):
+        expand(SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch.replace(in_chans=2))), 4, in_chans=5)
+
+
 def test_another_head_count_fits_with_a_warning(tiny_arch) -> None:
     gene = SWSLearngene.from_aux_net(perturbed_aux_net("2,2", tiny_arch))
     with pytest.warns(UserWarning, match="trained with 2 attention heads but the Des-Net has 4") as caught:

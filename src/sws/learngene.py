@@ -131,6 +131,11 @@ class Learngene(ABC):
         return sum(t.numel() for t in self.tensors.values())
 
     @property
+    def num_layers_stored(self) -> int:
+        """How many blocks' worth of tensors the learngene layers hold (SWS: one per stage; TLEG: two)."""
+        return len(self.layer_tensor_shapes()) // len(block_tensor_shapes(self.architecture))
+
+    @property
     def num_layer_params(self) -> int:
         """Parameters in the learngene layers alone."""
         return sum(self.tensors[name].numel() for name in self.layer_tensor_shapes())

@@ -61,7 +61,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from sws.architecture import ViTArchitecture
+from sws.architecture import ViTArchitecture, check_buildable
 from sws.errors import IncompatibleModelError, caller_stacklevel
 from sws.learngene import Learngene, SWSLearngene
 from sws.tleg import TLEGLearngene
@@ -131,6 +131,7 @@ def change_width(
     if new == old:
         return _rebuild(gene, old, {name: tensor.clone() for name, tensor in gene.tensors.items()}, gene.source)
     _warn_if_function_changes(old, new)
+    check_buildable(new, gene.num_layers_stored, f"the learngene at width {new.embed_dim}")
     index = index_maps(old, new)
     generator = torch.Generator().manual_seed(seed)
     tensors = _changed_tensors(gene, index, generator, split)
