@@ -310,6 +310,9 @@ class Study:
         from it."""
         needed = self.needed_sources(methods, depths)
         distilled = [key for key in needed if not key.startswith("pretrained@")]
+        if self.across_data_sets:
+            self._check_distilled_sources_exist(distilled, methods, depths)
+            distilled = []  # they exist: nothing is distilled on the source data for another data set
         steps = []
         for study, wants in ((self.source, bool(distilled)), (self, any(METHODS[m].distills for m in methods))):
             teacher = study.teacher_step()
@@ -317,7 +320,27 @@ class Study:
                 if study is not self.source:  # a teacher of the target data, for the methods that distill
                     teacher.key, teacher.title = "target_teacher", f"{teacher.title} on the target data"
                 steps.append(teacher)
-        return steps + [self.source.source_step(key) for key in needed]
+        made = [self.source.source_step(key) for key in needed]
+        if self.across_data_sets:  # distilled sources are reused as they are (their runs reported when there);
+            made = [step for step in made if step.done or step.method is not None]  # a missing size is pre-trained
+        return steps + made
+
+    def _check_distilled_sources_exist(
+        self, keys: Sequence[str], methods: Sequence[str], depths: Sequence[int]
+    ) -> None:
+        """On other data, a learngene, TLEG learngene or ancestry comes from the source run as it is:
+        one the run lacks is refused (distilling it means the source's teacher and data, a job for a
+        study of the source itself), naming the method and the command that makes it."""
+        for key in keys:
+            path = self.source_path(key)
+            if path.is_file():
+                continue
+            method = next(m for m in methods for d in depths for w in self.widths if self.source_key(m, d, w) == key)
+            raise ConfigError(
+                f"the source run {self.source.run_dir} has no {key.replace('_', ' ')} ({path}) for method {method}; "
+                f"make it there first (sws compare --run-dir {self.source.run_dir} --methods {method}), or give "
+                "the file (--learngene, --tleg-learngene, --ancestry)"
+            )
 
     # -- the Des-Nets ---------------------------------------------------------------------------
 
