@@ -194,3 +194,37 @@ def test_plots_draw_the_table(results, tmp_path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert (tmp_path / "report.md").read_text() == render_report(results)
     assert render_report(results).count("| depth 4, sws, 3 epochs |") == 1  # the shared run's time, once
+
+
+def test_a_scratch_run_twice_the_budget_says_whether_the_budget_is_full(results) -> None:
+    results["budget"] = [
+        _run(4, "sws", [88.0, 91.0, 93.0], 3e12),
+        _run(4, "scratch", [40.0, 60.0, 90.0, 92.0], 4e12),
+        _run(4, "scratch", [40.0, 60.0, 85.0, 88.0, 90.0, 91.0, 93.0, 93.2], 8e12),  # budget.check_depths: 2x
+    ]
+    study = budget_study(results)
+    assert study["per_depth"][0]["scratch_epochs"] == 4  # the full budget is the shorter run
+    (check,) = study["longer_scratch"]
+    assert (check["epochs"], check["full_top1"], check["top1"]) == (8, 92.0, 93.2)
+    assert check["gain"] == pytest.approx(1.2) and check["top1_at_full"] == 88.0
+    text = render_report(results)
+    assert "scratch trained 8 epochs ends at 93.20% against 92.00% after 4 (+1.20 points" in text
+    assert "the full budget is short" in text
+    results["budget"][2] = _run(4, "scratch", [40.0, 60.0, 85.0, 88.0, 90.0, 91.0, 92.0, 92.3], 8e12)
+    assert "the full budget is full" in render_report(results)
+
+
+def test_each_route_states_what_it_stores_and_pre_trains(results) -> None:
+    results["meta"]["methods"] = ["sws", "scratch", "pretrain-finetune"]
+    results["stored_params"] = {"sws": 254922, "scratch": 0, "pretrain-finetune": 250000}
+    results["pretraining_flops"] = {"sws": 1e13, "scratch": 0.0, "pretrain-finetune": 3e13}
+    results["records"] += [
+        _run(4, "pretrain-finetune", [85.0, 89.0, 90.5], 1e12),
+        _run(8, "pretrain-finetune", [92.0, 93.5], 2e12),
+    ]
+    text = render_report(results)
+    assert "| SWS (learngene) | the learngene | 254,922 | 1.1x | 10.00 T |" in text
+    assert "| pre-trained at every size | one pre-trained model per size | 250,000 | 1.1x | 30.00 T |" in text
+    assert "SWS against pre-training every size: **1.0x** fewer parameters stored and **3.00x** fewer" in text
+    assert "| 4 | 91.00 | 55.00 | 90.50 | +0.50 |" in text  # final top-1 by method, SWS - pre-trained
+    assert "training the teacher cost 400.00 GFLOPs more, in no route" in text
