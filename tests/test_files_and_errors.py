@@ -357,3 +357,23 @@ def test_default_official_sws_checkpoint_still_imports(tmp_path) -> None:
     path = tmp_path / "checkpoint.pth"
     write_official_checkpoint(path, official_state(stages=5))
     assert main(["import-official", str(path), "--out", str(tmp_path / "g.safetensors")]) == 0
+
+
+def test_a_killed_expands_leftovers_go_with_the_next_write_of_that_name_and_only_they(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process that has ended: its temporaries are a killed write's
+    stale = tmp_path / f".des.{ended.pid}-abcdefgh.sws-tmp"
+    (stale / "model.safetensors").parent.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    alive = tmp_path / f".des.{os.getpid()}-abcdefgh.sws-tmp"  # a write in progress (this process)
+    alive.mkdir()
+    mine = [tmp_path / "notes.sws-tmp", tmp_path / ".des.sws-tmp", tmp_path / ".other.12-abcdefgh.sws-tmp"]
+    for path in mine:
+        path.write_text("a user's file")
+    gene = _gene(tmp_path)
+    assert main(["expand", str(gene), "--depth", "2", "--out", str(tmp_path / "des")]) == 0
+    assert not stale.exists() and alive.is_dir() and all(path.read_text() == "a user's file" for path in mine)
+    assert (tmp_path / "des" / "model.safetensors").is_file()
