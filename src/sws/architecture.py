@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
+from timm.models import register_model
 from timm.models.vision_transformer import Block
 
 from sws.cost import available_memory
@@ -300,3 +303,20 @@ def check_buildable(architecture: ViTArchitecture, depth: int, what: str) -> Non
             f"than the {available / 2**30:,.1f} GiB this machine has available; choose a smaller width, depth, image "
             "size or class count"
         )
+
+
+def register_by_name(module_name: str, build: Callable[..., nn.Module], docs: dict[str, str]) -> None:
+    """Register with timm one entry point per name of ``docs`` (name: docstring), each building through
+    ``build(name, pretrained, **kwargs)``, the one reader of such names; each becomes an attribute of
+    the module ``module_name`` too, as timm's own entry points are."""
+    module = sys.modules[module_name]
+    for name, doc in docs.items():
+
+        def entrypoint(pretrained: bool = False, _name: str = name, **kwargs: Any) -> nn.Module:
+            return build(_name, pretrained, **kwargs)
+
+        entrypoint.__name__ = entrypoint.__qualname__ = name
+        entrypoint.__module__ = module_name
+        entrypoint.__doc__ = doc
+        setattr(module, name, entrypoint)
+        register_model(entrypoint)

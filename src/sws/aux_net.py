@@ -20,15 +20,14 @@ Example:
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import VisionTransformer, build_model_with_cfg, generate_default_cfgs
 from timm.models.vision_transformer import Block
 
-from sws.architecture import DEIT_WIDTHS, ViTArchitecture, check_buildable
+from sws.architecture import DEIT_WIDTHS, ViTArchitecture, check_buildable, register_by_name
 from sws.errors import ConfigError
 from sws.layout import StageLayout, check_depth
 
@@ -196,23 +195,16 @@ def aux_net_from_name(name: str, pretrained: bool = False, **kwargs: Any) -> Aux
     return AuxNet(layout, **args)
 
 
-def _register_paper_aux_nets() -> None:
-    """Register the paper's Aux-Nets, ``aux_deit_{tiny,small,base}_patch16_224_L16_33433``."""
-    module = sys.modules[__name__]
-    for size in DEIT_WIDTHS:
-        name = f"aux_deit_{size}_patch16_224_{PAPER_LAYOUT.suffix}"
-
-        def entrypoint(pretrained: bool = False, _name: str = name, **kwargs: Any) -> AuxNet:
-            return aux_net_from_name(_name, pretrained, **kwargs)
-
-        entrypoint.__name__ = entrypoint.__qualname__ = name
-        entrypoint.__module__ = __name__
-        entrypoint.__doc__ = f"The paper's 16-layer Aux-Net (stages {PAPER_LAYOUT}) at DeiT-{size.capitalize()} width."
-        setattr(module, name, entrypoint)
-        register_model(entrypoint)
-
-
-_register_paper_aux_nets()
+register_by_name(
+    __name__,
+    aux_net_from_name,
+    {
+        f"aux_deit_{size}_patch16_224_{PAPER_LAYOUT.suffix}": (
+            f"The paper's 16-layer Aux-Net (stages {PAPER_LAYOUT}) at DeiT-{size.capitalize()} width."
+        )
+        for size in DEIT_WIDTHS
+    },
+)
 
 
 __all__ = ["AUX_NAME", "PAPER_LAYOUT", "SHARED_BLOCK_PARTS", "AuxNet", "aux_net_from_name", "create_aux_net"]

@@ -17,13 +17,12 @@ Example:
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
 import timm
-from timm.models import VisionTransformer, register_model
+from timm.models import VisionTransformer
 
-from sws.architecture import DEIT_WIDTHS, TIMM_NORM_EPS, ViTArchitecture, check_buildable
+from sws.architecture import DEIT_WIDTHS, TIMM_NORM_EPS, ViTArchitecture, check_buildable, register_by_name
 from sws.errors import ConfigError
 from sws.layout import check_depth
 
@@ -86,22 +85,16 @@ def des_net_from_name(name: str, pretrained: bool = False, **kwargs: Any) -> Vis
     return create_des_net(int(depth), architecture, **kwargs)
 
 
-def _register_deit_depths() -> None:
-    """Register ``deit_{tiny,small,base}_patch16_224_L{depth}`` as in the official code; each builds
-    through ``des_net_from_name``, the one reader of such names."""
-    module = sys.modules[__name__]
-    for size in DEIT_WIDTHS:
-        for depth in REGISTERED_DEPTHS:
-            name = f"deit_{size}_patch16_224_L{depth}"
-
-            def entrypoint(pretrained: bool = False, _name: str = name, **kwargs: Any) -> VisionTransformer:
-                return des_net_from_name(_name, pretrained, **kwargs)
-
-            entrypoint.__name__ = entrypoint.__qualname__ = name
-            entrypoint.__module__ = __name__
-            entrypoint.__doc__ = f"A {depth}-layer Des-Net at DeiT-{size.capitalize()} width (no class token)."
-            setattr(module, name, entrypoint)
-            register_model(entrypoint)
-
-
-_register_deit_depths()
+# the official code's names, ``deit_{tiny,small,base}_patch16_224_L{depth}``, each built through
+# ``des_net_from_name``, the one reader of such names
+register_by_name(
+    __name__,
+    des_net_from_name,
+    {
+        f"deit_{size}_patch16_224_L{depth}": (
+            f"A {depth}-layer Des-Net at DeiT-{size.capitalize()} width (no class token)."
+        )
+        for size in DEIT_WIDTHS
+        for depth in REGISTERED_DEPTHS
+    },
+)
