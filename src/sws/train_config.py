@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -311,7 +312,7 @@ def check_settings(settings: Mapping[Any, Any] | None, where: str = "") -> dict[
 def build_args(settings: Mapping[Any, Any] | None = None, where: str = "") -> argparse.Namespace:
     """The validated settings of one ``sws train`` run: the defaults, then ``settings`` (any
     spelling of the flag names, values of their kinds), every value and rule checked."""
-    args = argparse.Namespace(**{**DEFAULTS, **check_settings(settings, where)})
+    args = argparse.Namespace(**{**copy.deepcopy(DEFAULTS), **check_settings(settings, where)})  # no shared {}
     check_rules(args, where)
     return args
 
