@@ -43,6 +43,8 @@ def differences(before: Results, after: Results) -> list[str]:
             a, b = getattr(before.sources[key], field), getattr(after.sources[key], field)
             if a != b:
                 found.append(f"source {key} {field}: {a} then, {b} now")
+    if before.pretraining_flops and before.pretraining_flops != after.pretraining_flops:  # older files lack them
+        found.append(f"pre-training FLOPs: {before.pretraining_flops} then, {after.pretraining_flops} now")
     if before.stored_params != after.stored_params:
         found.append(f"stored parameters: {before.stored_params} then, {after.stored_params} now")
     return found

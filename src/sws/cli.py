@@ -92,6 +92,7 @@ def cmd_expand(args: argparse.Namespace) -> None:
         num_heads=args.num_heads,
         embed_dim=args.width,
         width_seed=args.width_seed,
+        new_head=args.new_head,
     )
     provenance = {"learngene": str(Path(args.learngene).resolve()), "learngene_kind": gene.kind}
     # the normalization the Aux-Net was trained with, unless the user gives one
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedding width (default: the learngene's; wider replicates, narrower selects; see sws.width)",
     )
     p.add_argument("--num-heads", type=int, help="attention heads (default: keep the learngene's head dimension)")
+    p.add_argument(
+        "--new-head", action="store_true", help="a new classifier even with as many classes (other data's classes)"
+    )
     p.add_argument("--width-seed", type=int, default=0, help="seed of the unequal split when widening")
     p.add_argument("--mean", type=float, nargs="+", help="input normalization mean to record in config.json")
     p.add_argument("--std", type=float, nargs="+", help="input normalization std to record in config.json")

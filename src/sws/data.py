@@ -1,4 +1,4 @@
-"""Data sets, and the plan of their transforms.
+"""Data sets: what ``--data-set`` reads, described by a :class:`DataSpec`, each file checked as it is read.
 
 ``--data-set`` chooses the data:
 

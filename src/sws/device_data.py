@@ -4,7 +4,7 @@ The loader path (:mod:`sws.loaders`) decodes and transforms every image one by o
 which dominates training on small images. When a split fits in memory and its images share one
 size, this module holds it as one ``uint8 (N, C, H, W)`` tensor on the device and applies DeiT's
 transforms to whole batches there, each image drawing its own random parameters (kornia). Both paths
-read one :class:`~sws.data.TransformPlan`, and RandAugment's ops, probabilities and magnitudes come
+read one :class:`~sws.augmentation.TransformPlan`, and RandAugment's ops, probabilities and magnitudes come
 from the transform timm parses for the loader path. :class:`DeviceLoader` takes the *same sampler
 object* as the loader path, so batches have the same images and labels in the same order, sharded
 across processes the same way::
@@ -289,7 +289,7 @@ _RESAMPLE = ("bicubic", "bilinear", "nearest")  # timm's names that kornia also 
 
 
 class DeviceAugment:
-    """A :class:`~sws.data.TransformPlan`'s training or evaluation transform on batches: uint8 ``(B, C, H, W)``
+    """A :class:`~sws.augmentation.TransformPlan`'s training or evaluation transform on batches: uint8 ``(B, C, H, W)``
     in, float ``(B, C, S, S)`` normalized by the plan's mean and std out, on the images' device. Training draws
     every random parameter per image from torch's global generators. Settings without a batched version
     (``--train-interpolation random`` for a random resized crop, ``--recount`` over 1, auto-augments other than

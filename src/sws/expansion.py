@@ -69,12 +69,15 @@ def expand(
     num_heads: int | None = None,
     embed_dim: int | None = None,
     width_seed: int = 0,
+    new_head: bool = False,
     drop_path_rate: float = 0.0,
     **kwargs: Any,
 ) -> VisionTransformer:
     """Build a Des-Net of ``depth`` layers initialized from ``learngene``.
 
-    ``num_classes``, ``img_size``, ``in_chans`` and ``embed_dim`` default to the learngene's (other
+    ``new_head`` leaves the classifier freshly initialized even when the class counts agree (data
+    whose classes are not the learngene's). ``num_classes``, ``img_size``, ``in_chans`` and
+    ``embed_dim`` default to the learngene's (other
     channels get the patch embedding fitted: ``sws.architecture.fit_patch_embed``). Another
     ``embed_dim`` grows or shrinks the learngene first (``sws.width``: wider by replication,
     function-preserving at integer multiples; narrower by selection), keeping the head dimension
@@ -92,7 +95,7 @@ def expand(
     asked = (("num_classes", num_classes), ("img_size", img_size), ("in_chans", in_chans))
     changes = {k: v for k, v in asked if v is not None}
     model = create_des_net(depth, target.replace(**changes), drop_path_rate=drop_path_rate, **kwargs)
-    expansion = initialize_from_learngene(model, learngene, mapping, width_seed=width_seed)
+    expansion = initialize_from_learngene(model, learngene, mapping, width_seed=width_seed, new_head=new_head)
     model.sws_expansion = expansion  # provenance, saved by save_des_net
     return model
 

@@ -13,15 +13,19 @@
               ``--inherit-layers``, default 3)
 ``sws-per-width``  as ``sws``, from a learngene distilled at the Des-Net's own width (the paper's way)
 ``scratch-kd``  random, and trained with distillation from the study's teacher
+``pretrain-finetune``  a model of the Des-Net's own size pre-trained on the source data (``--finetune``):
+              the route of pre-training every size, against which a learngene is measured
 ============  ==========================================================================================
 
 Each entry of ``METHODS`` says what the method is called in reports, how it is drawn in plots,
-which source it needs (a learngene, a TLEG learngene, a full ancestry ViT, or nothing), how many
+which source it needs (a learngene, a TLEG learngene, a full ancestry ViT, a pre-trained model of
+each size, or nothing), how many
 parameters it stores to initialize every depth, and the function that applies it. Adding a method
 is one ``InitMethod`` entry plus its function.
 
 ``--finetune CHECKPOINT`` instead starts from a whole model, as DeiT's flag does: a classifier of
-another size is dropped and the position embedding is resampled to the model's input size.
+another size (any, with ``--new-head``) is dropped, the position embedding is resampled to the
+model's input size and the patch embedding fitted to its channels.
 
 Every function returns a record of what it did, kept in the run's summary.
 """
@@ -89,7 +93,8 @@ class InitMethod:
             shrunk to other widths), ``"width_learngene"`` (an SWS learngene distilled at the
             Des-Net's own width: one Aux-Net per width, as the paper does), ``"tleg_learngene"``
             (``--load-gene``, a TLEG learngene), ``"ancestry"`` (``--ancestry``, a full pre-trained
-            ViT) or ``None``.
+            ViT), ``"pretrained"`` (``--finetune``, a model of the Des-Net's size pre-trained on the
+            source data) or ``None``.
         stores: What it keeps to initialize every depth, in words.
         apply: Initializes a model in place from ``InitOptions``; returns a record.
         stored_params: Parameters it keeps, from the source's path and ``InitOptions``.

@@ -1,6 +1,6 @@
 """The data of a training run: data sets, transforms and loaders, chosen from ``sws train``'s flags.
 
-Both paths read one :class:`~sws.data.TransformPlan` (every decision of DeiT's recipe for this data)
+Both paths read one :class:`~sws.augmentation.TransformPlan` (every decision of DeiT's recipe for this data)
 and give the same batches (the same sampler, so the same images and labels in the same order,
 sharded across processes the same way):
 
@@ -117,7 +117,7 @@ def build_training_data(args: argparse.Namespace, processes: Processes) -> Train
 
 def check_batches_fit(plan: TransformPlan, batch_size: int, val_batch: int, device: torch.device) -> None:
     """Refuse in one line, before anything is decoded or allocated, an input size whose batches cannot fit in
-    the memory available (:func:`sws.data.available_memory`: the host's, and a GPU's too): one batch as float32,
+    the memory available (:func:`sws.cost.available_memory`: the host's, and a GPU's too): one batch as float32,
     B x C x S x S x 4 bytes, plus the uint8 batch that a resize to R px makes first, B x C x R x R bytes.
 
     >>> check_batches_fit(plan, 64, 96, torch.device("cpu"))  # None, or a DataError saying what and how much

@@ -262,11 +262,14 @@ class Study:
 
     def _pretraining_step(self, key: str) -> TrainStep:
         """A model of one size trained from scratch on this study's data with the budget study's
-        full budget: the budget study's own run when it has one (the same folder), reused."""
+        full budget (else scratch's own recipe), in the run folder: the budget study's (or the
+        recipe's) own run when it has one (the same folder), reused."""
         size = key.partition("@")[2]
         depth, _, width = size.partition("x")
         epochs = self.pretraining_epochs()
-        step = self.des_net_step("scratch", int(depth), int(width) if width else None, epochs=epochs)
+        recipe = epochs == self.des_net_epochs("scratch", int(depth))  # no budget study: scratch's recipe run
+        step = self.des_net_step("scratch", int(depth), int(width) if width else None, None if recipe else epochs)
+        step.out_dir = self.run_dir / "desnets" / step.out_dir.name  # the run's, also when a comparison is elsewhere
         step.key = f"pretrained_d{depth}" + (f"_w{width}" if width else "")
         step.title = f"pre-trained Des-Net depth {depth}" + (f", width {width}" if width else "") + f", {epochs} epochs"
         step.role = "source"
@@ -409,13 +412,13 @@ class Study:
         full = [m for m in budget.get("baselines", BUDGET_BASELINES) if m in methods]
         steps = [self._budget_sws_step(d, budget.get("sws_epochs")) for d in chosen]
         steps += [self.des_net_step(m, d, epochs=int(budget["epochs"])) for d in chosen for m in full]
-        return steps + self._budget_check_steps(budget)
+        return steps + self._budget_check_steps(budget, chosen)
 
-    def _budget_check_steps(self, budget: dict[str, Any]) -> list[TrainStep]:
-        """``budget.check_depths``: scratch trained twice the full budget at those depths, to see
-        whether the full budget is full (a scratch run still improving makes the ratio flatter SWS)."""
+    def _budget_check_steps(self, budget: dict[str, Any], chosen: Sequence[int]) -> list[TrainStep]:
+        """``budget.check_depths`` (those of the budget study's depths): scratch trained twice the full
+        budget there, to see whether it is full (a scratch run still improving flatters SWS's ratio)."""
         epochs = 2 * int(budget["epochs"])
-        return [self.des_net_step("scratch", d, epochs=epochs) for d in budget.get("check_depths") or []]
+        return [self.des_net_step("scratch", d, epochs=epochs) for d in budget.get("check_depths") or [] if d in chosen]
 
     def _budget_sws_step(self, depth: int, sws_epochs: int | None) -> TrainStep:
         """The budget study's SWS run at ``depth``: the recipe's own run when it trains as long."""
