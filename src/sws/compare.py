@@ -137,12 +137,14 @@ def _config(args: argparse.Namespace, run_dir: Path, source_config: dict[str, An
 
 def for_other_data(config: dict[str, Any]) -> dict[str, Any]:
     """A source run's config turned to another data set: the target's own image size when it has
-    one (else the source's), and no subset, hold-out or class count of the source's data."""
+    one (else the source's), no subset, hold-out or class count of the source's data, and no budget
+    study (the source's measured its own data; ``--set budget=...`` asks for one on the target)."""
     size = native_size(config.get("data_set"))
     if size is not None:
         config["input_size"] = size
     train = config.get("train") or {}
     config["train"] = {key: value for key, value in train.items() if key not in DATA_SETTINGS}
+    config["budget"] = {}
     return config
 
 
