@@ -70,6 +70,10 @@ def test_des_nets_on_the_target_get_a_new_head_and_a_resampled_position_embeddin
         assert weights["head.weight"].shape == (4, 16)  # the target's four classes
         assert weights["pos_embed"].shape == (1, 36, 16)  # 24 px in patches of 4
     assert _summary(study / "desnets" / "sws_d2")["init"]["pos_embed"] == "resampled 4x4 -> 6x6"
+    # the source's budget study measured the source's data; the target runs only its Des-Nets
+    assert sorted(p.name for p in (study / "desnets").iterdir()) == sorted(
+        f"{m}_d{d}" for m in ("sws", "scratch", "pretrain-finetune") for d in (1, 2)
+    )
 
 
 def test_sizes_the_source_lacks_are_pre_trained_there_and_reused_on_a_rerun(source, target, study, capsys) -> None:
