@@ -375,6 +375,14 @@ CONFIG_DEFECTS = [  # (claim, change of the config, the same as --set or None, w
     ("teacher.train.epochs: 0", set_key("teacher.train.epochs", 0), "teacher.train.epochs=0", ("epochs",)),
     ("des_net.methods.sws.at_depth: {4: {lr: abc}}", set_key("des_net.methods.sws.at_depth", {4: {"lr": "abc"}}),
      "des_net.methods.sws.at_depth={4: {lr: abc}}", ("lr", "abc")),
+    ("aux.model_kwargs.num_heads: 3 (64 wide)", set_key("aux.model_kwargs.num_heads", 3),
+     "aux.model_kwargs.num_heads=3", ("heads", "3")),
+    ("aux.model_kwargs.patch_size: 5 (28 px)", set_key("aux.model_kwargs.patch_size", 5),
+     "aux.model_kwargs.patch_size=5", ("patch", "5")),
+    ("aux.layout: 0", set_key("aux.layout", 0), "aux.layout=0", ("layout", "0")),
+    ("aux.layout: 1001", set_key("aux.layout", 1001), "aux.layout=1001", ("layout", "1001", "1,001")),
+    ("des_net.methods.sws.at_depth: {x: {lr: 1}}", set_key("des_net.methods.sws.at_depth", {"x": {"lr": 1}}),
+     "des_net.methods.sws.at_depth={x: {lr: 1}}", ("at_depth", "x")),
 ]  # fmt: skip
 
 
@@ -393,6 +401,8 @@ CONFIG_FILES = [
     *(cli(f"pipeline --set {assignment}", lambda f, w, a=assignment: pipeline(w, "--set", a), *words)
       for _, _, assignment, words in CONFIG_DEFECTS if assignment),
     cli("pipeline --set 'depths=[4,' (not YAML)", lambda f, w: pipeline(w, "--set", "depths=[4,"), "depths", "yaml"),
+    cli("report of a learngene file", lambda f, w: ["report", str(f.gene)], "gene.safetensors", "results.json"),
+    cli("report of a folder without results.json", lambda f, w: ["report", str(w)], "results.json"),
     cli("compare --set depths=5", lambda f, w: compare(w, "--set", "depths=5"), "depths"),
     cli("pipeline --config of non-UTF-8 bytes", lambda f, w: (
         (w / "bytes.yaml").write_bytes(NOT_UTF8), pipeline(w, "--config", str(w / "bytes.yaml")))[-1], "bytes.yaml"),

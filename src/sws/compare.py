@@ -116,21 +116,19 @@ def _source_config(run_dir: Path) -> dict[str, Any] | None:
 
 def _config(args: argparse.Namespace, run_dir: Path, source_config: dict[str, Any] | None) -> dict[str, Any]:
     """The Des-Nets' config: the run folder's own (or ``--config``), the data flags, on other data
-    the target's own image size and none of the source's data settings, then the other flags;
-    Des-Nets shaped like a given learngene."""
+    the target's own image size and none of the source's data settings, Des-Nets shaped like a given
+    learngene, then the other flags."""
     saved = run_dir / "pipeline.yaml"
 
     def on_target(config: dict[str, Any]) -> dict[str, Any]:
         config = apply_data_flags(config, args)
         if source_config is not None and data_of(config) != data_of(source_config):
             config = for_other_data(config)
-        return config
+        return _fit_to_learngene(config, args.learngene) if args.learngene else config
 
     config = resolve_config(args, saved if saved.is_file() else None, prepare=on_target)
     if args.epochs is not None:
         set_des_net_epochs(config, _epochs(args.epochs))
-    if args.learngene:
-        config = _fit_to_learngene(config, args.learngene)
     validate_config(config)
     return config
 

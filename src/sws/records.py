@@ -174,8 +174,11 @@ class Results:
             return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ConfigError(f"no results.json at {path}; give the folder of an sws pipeline or compare") from None
-        except (ValueError, KeyError, TypeError) as error:
-            raise ConfigError(f"{path} is not the results.json of an sws study ({error!r})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not text, so not the results.json of an sws study") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            reason = f"{type(error).__name__}: {str(error)[:120]}"
+            raise ConfigError(f"{path} is not the results.json of an sws study ({reason})") from None
 
 
 def as_results(results: Results | dict[str, Any]) -> Results:

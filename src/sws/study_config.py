@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
+from sws.architecture import ViTArchitecture
 from sws.data import BUILTIN_DATASETS  # pointing such a config at a folder means an ImageFolder
-from sws.errors import ConfigError, first_line
+from sws.errors import ConfigError, IncompatibleModelError, first_line
 from sws.initialization import METHODS, check_methods
 from sws.layout import MAX_DEPTH, StageLayout
 from sws.parsing import comma_separated_ints
@@ -157,8 +158,9 @@ REQUIRED = {"depths": None, "aux": ("model", "layout"), "des_net": ("epochs",)}
 
 
 def _layout(value: Any, where: str) -> None:
-    _text(value, where)
-    StageLayout.parse(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _fail(where, value, "layers per stage, for example 3,3,4,3,3")
+    StageLayout.parse(str(value))  # YAML reads a one-stage layout (3) as a number
 
 
 def _model_kwargs(value: Any, where: str) -> None:
@@ -203,6 +205,19 @@ def validate_config(config: Any, where: str = "the config") -> None:
     for name, keys in SECTIONS.items():
         _check_section(config.get(name), name, keys, where)
     _check_methods_section((config.get("des_net") or {}).get("methods"), where)
+    _check_shape(config, where)
+
+
+def _check_shape(config: dict[str, Any], where: str) -> None:
+    """The Aux-Net's shape and the input size fit together (heads divide the width, patches tile the
+    images), so that a study is refused before its first step rather than at a later one."""
+    kwargs = config["aux"].get("model_kwargs") or {}
+    shape = {k: kwargs[k] for k in ("embed_dim", "num_heads", "patch_size", "mlp_ratio") if k in kwargs}
+    shape["img_size"] = config.get("input_size") or shape.get("patch_size", 16)  # the data's own size is not known
+    try:
+        ViTArchitecture(**shape)
+    except IncompatibleModelError as error:
+        raise ConfigError(f"{where}'s aux.model_kwargs and input_size do not fit: {error}") from None
 
 
 def _check_section(section: Any, name: str, keys: dict[str, Callable[[Any, str], None]], where: str) -> None:
