@@ -8,6 +8,19 @@ import torch
 from sws.architecture import ViTArchitecture
 from sws.aux_net import AuxNet
 
+# a study small enough for a test (16-pixel images, a 2-layer Aux-Net of width 16, one epoch each);
+# tests add their depths, methods and epochs
+TINY_STUDY = [
+    "--set", "input_size=16",
+    "--set", "train.batch-size=16",
+    "--set", "des_net.train.batch-size=16",
+    "--set", "train.print-freq=1",
+    "--set", "teacher.train.epochs=1",
+    "--set", "aux.layout=1,1",
+    "--set", "aux.model_kwargs={embed_dim: 16, num_heads: 2, patch_size: 4}",
+    "--set", "aux.train.epochs=1",
+]  # fmt: skip
+
 
 @pytest.fixture
 def tiny_arch() -> ViTArchitecture:

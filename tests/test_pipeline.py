@@ -10,16 +10,10 @@ import yaml
 
 from sws.cli import main
 from sws.report import results_without_timings
+from tests.conftest import TINY_STUDY
 
 TINY = [
-    "--set", "input_size=16",
-    "--set", "train.batch-size=16",
-    "--set", "des_net.train.batch-size=16",
-    "--set", "train.print-freq=1",
-    "--set", "teacher.train.epochs=1",
-    "--set", "aux.layout=1,1",
-    "--set", "aux.model_kwargs={embed_dim: 16, num_heads: 2, patch_size: 4}",
-    "--set", "aux.train.epochs=1",
+    *TINY_STUDY,
     "--set", "des_net.epochs=2",
     "--set", "tleg.depth=2",
     "--set", "ancestry.depth=2",

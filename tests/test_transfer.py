@@ -13,17 +13,10 @@ from safetensors.torch import load_file
 from sws.checkpoint import load_checkpoint
 from sws.cli import main
 from sws.learngene import Learngene
-from tests.conftest import write_image_folder
+from tests.conftest import TINY_STUDY, write_image_folder
 
 SOURCE = [
-    "--set", "input_size=16",
-    "--set", "train.batch-size=16",
-    "--set", "des_net.train.batch-size=16",
-    "--set", "train.print-freq=1",
-    "--set", "teacher.train.epochs=1",
-    "--set", "aux.layout=1,1",
-    "--set", "aux.model_kwargs={embed_dim: 16, num_heads: 2, patch_size: 4}",
-    "--set", "aux.train.epochs=1",
+    *TINY_STUDY,
     "--set", "des_net.epochs=1",
     "--set", "budget={depths: [1], epochs: 2, sws_epochs: 1}",
     "--depths", "1",
