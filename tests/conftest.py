@@ -8,8 +8,8 @@ import torch
 from sws.architecture import ViTArchitecture
 from sws.aux_net import AuxNet
 
-# a study small enough for a test (16-pixel images, a 2-layer Aux-Net of width 16, one epoch each);
-# tests add their depths, methods and epochs
+# a study small enough for a test (16-pixel images, a 2-layer Aux-Net of width 16, the teacher and
+# the Aux-Net one epoch each); tests add their depths, methods and Des-Net epochs
 TINY_STUDY = [
     "--set", "input_size=16",
     "--set", "train.batch-size=16",
